@@ -1,0 +1,1 @@
+"""Shared building blocks of the suite; knows nothing of any one task."""

@@ -1,0 +1,132 @@
+"""Frozen dataclass configs with presets and type-checked ``--set key=value`` overrides.
+
+Every task's ``Config`` subclasses :class:`BaseConfig`. Its field defaults are the benchmark run,
+``PRESETS`` maps a preset name (``tiny``, ``default``, ``paper``) to field overrides, and
+``CHOICES`` names the allowed values of string fields. Overrides from the command line are strings;
+they are parsed with the field's annotated type so that ``--set epochs=ten`` fails at once with a
+message that names the key, the received value and the expected type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, ClassVar, Mapping, Sequence
+
+
+class ConfigError(ValueError):
+    """A preset name or an override is not valid for this config."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse_scalar(text: str, kind: type, key: str) -> Any:
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(f"--set {key}={text!r}: expected a boolean (true/false)")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"--set {key}={text!r}: expected an integer") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"--set {key}={text!r}: expected a number") from None
+    if kind is str:
+        return text
+    raise ConfigError(f"--set {key}: fields of type {kind!r} cannot be set from the command line")
+
+
+def parse_value(text: str, annotation: Any, key: str) -> Any:
+    """Parses ``text`` as a value of the (resolved) type ``annotation``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if text.strip().lower() in {"none", "null", ""} and len(arguments) < len(typing.get_args(annotation)):
+            return None
+        if len(arguments) == 1:
+            return parse_value(text, arguments[0], key)
+        raise ConfigError(f"--set {key}: union types other than Optional are not supported")
+    if origin is tuple:
+        arguments = typing.get_args(annotation)
+        item_type = arguments[0]
+        items = [part for part in text.split(",") if part.strip()]
+        return tuple(_parse_scalar(part.strip(), item_type, key) for part in items)
+    return _parse_scalar(text, annotation, key)
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseConfig:
+    """Options shared by every task. Subclasses add task fields with benchmark defaults."""
+
+    seed: int = 1234  # seeds Python, NumPy and TensorFlow (keras.utils.set_random_seed)
+    epochs: int = 20  # maximum number of passes over the training split
+    batch_size: int = 64  # examples per optimizer step (global batch under a distribution strategy)
+    learning_rate: float = 1e-3  # Adam step size unless the task says otherwise
+    early_stopping_patience: int = 5  # epochs without validation improvement before stopping; 0 = never
+    strategy: str = "default"  # "default" = one device (GPU if TensorFlow sees one); "mirrored" = all GPUs, else all logical CPUs
+    logical_cpus: int = 0  # >1 splits the CPU into this many logical devices (to exercise "mirrored" without GPUs)
+    precision: str = "float32"  # Keras dtype policy; "mixed_float16" on GPUs (outputs stay float32)
+    jit_compile: bool = False  # XLA-compile the train/predict steps
+    tensorboard: bool = True  # write TensorBoard logs under WORKDIR/logs/tensorboard
+    verbose: int = 2  # Keras fit verbosity: 1 = progress bar, 2 = one line per epoch (readable in CI logs)
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "strategy": ("default", "mirrored"),
+        "precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+    }
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
+
+    def __post_init__(self) -> None:
+        for key, allowed in self.CHOICES.items():
+            value = getattr(self, key)
+            if value not in allowed:
+                raise ConfigError(f"{key}={value!r} is not allowed; expected one of {list(allowed)}")
+        for key, value in (("epochs", self.epochs), ("batch_size", self.batch_size)):
+            if value < 1:
+                raise ConfigError(f"{key}={value} must be at least 1")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate={self.learning_rate} must be positive")
+
+    @classmethod
+    def field_types(cls) -> dict[str, Any]:
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", overrides: Sequence[str] | Mapping[str, Any] = ()):
+        """Builds the config of ``preset`` and applies ``key=value`` overrides on top."""
+        presets = {"default": {}, **cls.PRESETS}
+        if preset not in presets:
+            raise ConfigError(f"Unknown preset {preset!r}; expected one of {sorted(presets)}")
+        values: dict[str, Any] = dict(presets[preset])
+        types_by_name = cls.field_types()
+        if isinstance(overrides, Mapping):
+            items = [(str(k), v) for k, v in overrides.items()]
+        else:
+            items = []
+            for item in overrides:
+                if "=" not in item:
+                    raise ConfigError(f"--set {item!r}: expected key=value")
+                key, _, text = item.partition("=")
+                items.append((key.strip(), text))
+        for key, value in items:
+            if key not in types_by_name:
+                raise ConfigError(
+                    f"Unknown config key {key!r} for {cls.__module__}.{cls.__name__}; "
+                    f"expected one of {sorted(types_by_name)}"
+                )
+            values[key] = parse_value(value, types_by_name[key], key) if isinstance(value, str) else value
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

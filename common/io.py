@@ -1,0 +1,110 @@
+"""Atomic file and folder writes: a reader sees the old version or the new one, never half of one.
+
+Everything the suite leaves behind (results.json, predictions, checkpoints, SavedModels, plots) goes
+through these helpers: write to a temporary sibling, flush to disk, then ``os.replace`` it over the
+target, which POSIX guarantees to be atomic within one file system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yields a temporary file path next to ``target``; on success it replaces ``target``.
+
+    On any exception the temporary file is removed and ``target`` is left untouched.
+    ``suffix`` keeps the extension for writers that insist on one (``model.save`` wants ``.keras``).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        with open(temporary_path, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary_path, target)
+        _fsync_directory(target.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary_path.unlink()
+
+
+def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(target) as temporary:
+        temporary.write_bytes(data)
+
+
+def atomic_write_text(target: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def _json_default(value: Any) -> Any:
+    # NumPy scalars and arrays appear in metrics dictionaries; write them as plain JSON.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN/Infinity; write null so every JSON reader accepts the file.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def atomic_write_json(target: str | os.PathLike, payload: Any) -> None:
+    text = json.dumps(_finite(json.loads(json.dumps(payload, default=_json_default))), indent=2, sort_keys=False)
+    atomic_write_text(target, text + "\n")
+
+
+def atomic_directory(target: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Calls ``write(temporary_dir)`` and then swaps the finished folder into ``target``.
+
+    A folder cannot be replaced in one system call when the target exists, so the old one is first
+    renamed aside (one rename), the new one renamed in (one rename), and only then the old removed:
+    at every moment either a complete old or a complete new folder sits at ``target``'s path or its
+    ``.old`` sibling.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        write(temporary)
+        previous = target.with_name(f".{target.name}.old")
+        if previous.exists():
+            shutil.rmtree(previous)
+        if target.exists():
+            os.replace(target, previous)
+        os.replace(temporary, target)
+        _fsync_directory(target.parent)
+        if previous.exists():
+            shutil.rmtree(previous)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)

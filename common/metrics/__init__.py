@@ -1,0 +1,1 @@
+"""Corpus-level metrics, one module per family, each with known-answer tests."""

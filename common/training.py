@@ -1,0 +1,214 @@
+"""Fit-loop glue shared by every task: seeding, devices, precision, callbacks, resume.
+
+``fit`` writes under WORKDIR:
+  checkpoints/best.keras     best model so far by the monitored metric (written atomically)
+  checkpoints/best.json      the monitored value and epoch of that model (survives a restart)
+  backup/                    BackupAndRestore state: a killed run resumes at the next epoch
+  logs/training.csv          one row per epoch (appended across a resume)
+  logs/tensorboard/          TensorBoard scalars (when config.tensorboard)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from common.config import BaseConfig
+from common.io import atomic_path, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+
+def configure_devices(config: BaseConfig) -> None:
+    """Must run before TensorFlow touches a device (before any op or model)."""
+    if config.logical_cpus > 1:
+        cpus = tf.config.list_physical_devices("CPU")
+        try:
+            tf.config.set_logical_device_configuration(
+                cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(config.logical_cpus)]
+            )
+        except RuntimeError as error:  # devices already initialised in this process
+            logger.warning("Could not split the CPU into %d logical devices: %s", config.logical_cpus, error)
+    for gpu in tf.config.list_physical_devices("GPU"):
+        # Grow GPU memory on demand so several runs can share one card.
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass
+
+
+def setup(config: BaseConfig) -> None:
+    """Seeds everything and sets the global dtype policy; call before building any model."""
+    configure_devices(config)
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_dtype_policy(config.precision)
+
+
+def make_strategy(config: BaseConfig) -> tf.distribute.Strategy:
+    if config.strategy == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        # On CPU-only machines the cross-device reduction must not use NCCL.
+        cross_device_ops = None if gpus else tf.distribute.ReductionToOneDevice()
+        strategy = tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross_device_ops)
+        logger.info("MirroredStrategy over %d devices: %s", strategy.num_replicas_in_sync, devices)
+        return strategy
+    return tf.distribute.get_strategy()
+
+
+def device_report() -> dict[str, Any]:
+    return {
+        "physical": [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()],
+        "logical": [d.name for d in tf.config.list_logical_devices()],
+        "gpu_used": bool(tf.config.list_physical_devices("GPU")),
+    }
+
+
+def compile_model(model: keras.Model, config: BaseConfig, loss, metrics=(), optimizer=None) -> keras.Model:
+    """Compiles with Adam(config.learning_rate) unless given an optimizer; honours jit_compile."""
+    if optimizer is None:
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+    model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics), jit_compile=config.jit_compile)
+    return model
+
+
+class AtomicBestCheckpoint(keras.callbacks.Callback):
+    """Saves the whole model to ``path`` when ``monitor`` improves, via write-then-rename.
+
+    Keras' ModelCheckpoint writes in place, so a kill during the write leaves a corrupt file; and
+    its "best so far" is forgotten on restart. This one keeps the best value in a JSON side file.
+    """
+
+    def __init__(self, path: Path, monitor: str = "val_loss", mode: str = "min"):
+        super().__init__()
+        self.path = Path(path)
+        self.state_path = self.path.with_suffix(".json")
+        self.monitor = monitor
+        self.mode = mode
+        self.best = math.inf if mode == "min" else -math.inf
+        if self.state_path.exists() and self.path.exists():
+            state = json.loads(self.state_path.read_text())
+            if state.get("monitor") == monitor:
+                self.best = float(state["value"])
+
+    def _improved(self, value: float) -> bool:
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(f"Checkpoint monitors {self.monitor!r}, but the epoch logs have only {sorted(logs)}")
+        value = float(logs[self.monitor])
+        if math.isfinite(value) and self._improved(value):
+            self.best = value
+            with atomic_path(self.path, suffix=".keras") as temporary:
+                self.model.save(temporary)
+            atomic_write_json(self.state_path, {"monitor": self.monitor, "value": value, "epoch": epoch + 1})
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def default_callbacks(config: BaseConfig, workdir: Path, monitor: str = "val_loss", mode: str = "min") -> list:
+    workdir = Path(workdir)
+    callbacks: list = [
+        # First, so that a kill in a later callback still finds this epoch backed up.
+        keras.callbacks.BackupAndRestore(backup_dir=str(workdir / "backup"), double_checkpoint=True),
+        AtomicBestCheckpoint(workdir / "checkpoints" / "best.keras", monitor=monitor, mode=mode),
+        keras.callbacks.CSVLogger(str(workdir / "logs" / "training.csv"), append=True),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if config.early_stopping_patience > 0:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, mode=mode, patience=config.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(workdir / "logs" / "tensorboard")))
+    return callbacks
+
+
+def _even_batches(dataset, batch_size: int, replicas: int):
+    if not isinstance(dataset, tf.data.Dataset):
+        return dataset
+    return (
+        dataset.unbatch()
+        .batch(replicas, drop_remainder=True)
+        .unbatch()
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def fit(
+    model: keras.Model,
+    train,
+    validation,
+    config: BaseConfig,
+    workdir: Path,
+    monitor: str = "val_loss",
+    mode: str = "min",
+    extra_callbacks: list | None = None,
+) -> dict[str, Any]:
+    """Trains ``model`` with the suite's callbacks; returns history and timing for results.json.
+
+    Re-running with the same WORKDIR after a crash resumes from the last finished epoch. After a
+    successful run the model holds the best weights seen (EarlyStopping restores them, or they are
+    reloaded from the best checkpoint when training ran to the last epoch).
+    """
+    workdir = Path(workdir)
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    replicas = model.distribute_strategy.num_replicas_in_sync
+    if replicas > 1:
+        # Keras' MirroredStrategy path averages the first batch across replicas before building
+        # (keras/src/backend/tensorflow/trainer.py _maybe_symbolic_build), which fails when a batch
+        # splits unevenly. Make every batch a multiple of the replica count: at most replicas-1
+        # examples per epoch are dropped (training data is reshuffled each epoch).
+        logger.info("MirroredStrategy over %d replicas: batches trimmed to multiples of %d", replicas, replicas)
+        train = _even_batches(train, config.batch_size, replicas)
+        validation = _even_batches(validation, config.batch_size, replicas)
+    timer = EpochTimer()
+    callbacks = default_callbacks(config, workdir, monitor, mode) + [timer] + list(extra_callbacks or [])
+    start = time.perf_counter()
+    history = model.fit(
+        train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=config.verbose
+    )
+    seconds = time.perf_counter() - start
+    best_path = workdir / "checkpoints" / "best.keras"
+    checkpoint = next(c for c in callbacks if isinstance(c, AtomicBestCheckpoint))
+    if best_path.exists():
+        # The best epoch may predate a resume, so restore from disk rather than from memory.
+        best = keras.saving.load_model(best_path, compile=False)
+        model.set_weights(best.get_weights())
+    epochs_run = len(history.history.get("loss", []))
+    return {
+        "epochs_run_this_process": epochs_run,
+        "best_" + monitor: checkpoint.best,
+        "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+        "seconds": seconds,
+        "seconds_per_epoch": (sum(timer.seconds) / len(timer.seconds)) if timer.seconds else None,
+    }
+
+
+def load_best(workdir: Path) -> keras.Model:
+    path = Path(workdir) / "checkpoints" / "best.keras"
+    if not path.exists():
+        raise FileNotFoundError(f"No trained model at {path}; run the 'train' step first")
+    return keras.saving.load_model(path)

@@ -1,0 +1,1 @@
+"""Seeded generators that write the real on-disk formats: the embedded default of every task."""

@@ -1,0 +1,207 @@
+#!/usr/bin/env python
+"""One command for every task of the suite.
+
+    python run.py --list
+    python run.py TASK [run] [--preset tiny|default|paper] [--data-dir PATH] [--workdir DIR]
+                             [--set key=value ...] [--steps train,evaluate,export]
+    python run.py TASK predict --model DIR INPUT [INPUT ...]
+    python run.py TASK score --<file options the task names>
+    python run.py TASK bench [--preset ...] [--data-dir PATH] [--workdir DIR]
+
+The full run writes WORKDIR/results.json (metrics, config, data facts, library versions, hardware,
+devices, wall time per step) and prints a results table. Usage errors (unknown task, unknown or
+ill-typed --set key, missing data path) print one line starting with "error:" and exit with 2.
+Nothing here knows any task by name: everything goes through common.task.Task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import tasks  # noqa: E402  (light: does not import TensorFlow)
+
+ACTIONS = ("run", "predict", "score", "bench")
+STEPS = ("train", "evaluate", "export")
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line instead of argparse's usage dump
+        raise UsageError(message)
+
+
+def _split_task_and_action(argv: list[str]) -> tuple[str, str, list[str]]:
+    if not argv or argv[0].startswith("-"):
+        raise UsageError(f"expected a task name first; one of {list(tasks.TASK_NAMES)} (or --list)")
+    name, rest = argv[0], argv[1:]
+    if name not in tasks.TASK_NAMES:
+        raise UsageError(f"Unknown task {name!r}; expected one of {list(tasks.TASK_NAMES)}")
+    action = "run"
+    if rest and not rest[0].startswith("-"):
+        if rest[0] not in ACTIONS:
+            raise UsageError(f"Unknown action {rest[0]!r} for task {name!r}; expected one of {list(ACTIONS)}")
+        action, rest = rest[0], rest[1:]
+    return name, action, rest
+
+
+def _parse_options(task_class, action: str, argv: list[str]) -> argparse.Namespace:
+    parser = _Parser(prog=f"run.py {task_class.name} {action}", add_help=True)
+    if action in ("run", "bench"):
+        presets = sorted({"default", *task_class.Config.PRESETS})
+        parser.add_argument("--preset", default="default", choices=presets)
+        parser.add_argument("--data-dir", type=Path, default=None, help="real data file/folder; default: synthetic")
+        parser.add_argument("--workdir", type=Path, default=None, help=f"default: runs/{task_class.name}")
+        parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    if action == "run":
+        parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated subset of train,evaluate,export")
+    if action == "predict":
+        parser.add_argument("--model", type=Path, required=True, help="folder written by the export step")
+        parser.add_argument("inputs", nargs="+", help="raw inputs (files or text, as the task says)")
+    if action == "score":
+        for name in task_class.score_arguments:
+            parser.add_argument(f"--{name}", required=True, type=Path)
+        if not task_class.score_arguments:
+            raise UsageError(f"Task {task_class.name!r} has no official results format to score")
+    return parser.parse_args(argv)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _run(task_class, options: argparse.Namespace, action: str) -> dict:
+    from common import export, report, training
+    from common.io import atomic_write_json
+
+    config = task_class.Config.from_preset(options.preset, options.overrides)
+    if options.data_dir is not None and not options.data_dir.exists():
+        raise UsageError(f"--data-dir {str(options.data_dir)!r} does not exist")
+    workdir = (options.workdir or Path("runs") / task_class.name).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    training.setup(config)
+    task = task_class(config)
+
+    if action == "bench":
+        results = task.bench(options.data_dir, workdir)
+        results = {"task": task.name, "preset": options.preset, "config": config.to_dict(), **results,
+                   "versions": report.versions(task.extra_packages), "hardware": report.hardware(),
+                   "devices": training.device_report(), "date": _now()}
+        atomic_write_json(workdir / "bench.json", results)
+        print(report.format_table(results.get("figures", results), title=f"{task.name} bench → {workdir / 'bench.json'}"))
+        return results
+
+    steps = [s.strip() for s in options.steps.split(",") if s.strip()]
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown or not steps:
+        raise UsageError(f"--steps {options.steps!r}: expected a comma-separated subset of {list(STEPS)}")
+
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    data = task.load_data(options.data_dir, workdir)
+    seconds["load_data"] = time.perf_counter() - start
+
+    strategy = training.make_strategy(config)
+    results: dict = {
+        "task": task.name,
+        "preset": options.preset,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "date": _now(),
+        "primary_metric": task.primary_metric,
+        "config": config.to_dict(),
+        "data": data.info,
+    }
+    if "train" in steps:
+        start = time.perf_counter()
+        with strategy.scope():
+            model = task.build_model(data)
+        results["training"] = task.fit(model, data, workdir)
+        seconds["train"] = time.perf_counter() - start
+    else:
+        with strategy.scope():
+            model = training.load_best(workdir)
+    if "evaluate" in steps:
+        start = time.perf_counter()
+        results["metrics"] = task.evaluate(model, data, workdir)
+        seconds["evaluate"] = time.perf_counter() - start
+    if "export" in steps:
+        start = time.perf_counter()
+        export_dir = workdir / "export"
+        examples = task.export(model, data, export_dir)
+        check = export.check_in_fresh_process(export_dir, examples)
+        results["export"] = {"path": str(export_dir), "endpoints": {k: v["shapes"] for k, v in check.items()}}
+        seconds["export"] = time.perf_counter() - start
+    results["seconds"] = seconds
+    results["versions"] = report.versions(task.extra_packages)
+    results["hardware"] = report.hardware()
+    results["devices"] = {**training.device_report(), "strategy": config.strategy,
+                          "replicas": strategy.num_replicas_in_sync}
+    atomic_write_json(workdir / "results.json", results)
+    if "metrics" in results:
+        print(report.format_table(results["metrics"], title=f"{task.name} ({options.preset}) → {workdir / 'results.json'}"))
+    print(report.format_table({"seconds": seconds}))
+    return results
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv in ([], ["-h"], ["--help"]):
+            print(__doc__)
+            return 0 if argv else EXIT_USAGE
+        if argv[0] == "--list":
+            for name in tasks.TASK_NAMES:
+                print(f"{name.ljust(14)} {tasks.describe(name)}")
+            return 0
+        name, action, rest = _split_task_and_action(argv)
+        _configure_logging()
+        task_class = tasks.load_task(name)
+        options = _parse_options(task_class, action, rest)
+        if action == "predict":
+            task = task_class(task_class.Config())
+            for line in task.predict(options.model, options.inputs):
+                print(json.dumps(line))
+            return 0
+        if action == "score":
+            task = task_class(task_class.Config())
+            scores = task.score({k: getattr(options, k) for k in task_class.score_arguments})
+            print(json.dumps(scores))
+            return 0
+        _run(task_class, options, action)
+        return 0
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:  # user-facing errors from configs, readers and tasks
+        from common.config import ConfigError
+        from common.task import TaskError
+        from data import DataError
+
+        if isinstance(error, (ConfigError, TaskError, DataError, FileNotFoundError, tasks.UnknownTaskError)):
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The lecture's 2-layer LSTM, with the signal's normalisation built into the model.
+
+Input (B, 25, 100) in signal units → standardise with train statistics → LSTM(100, sequences) →
+LSTM(100) → Dense(100, relu) → Dense(100) → de-standardise → (B, 100) in signal units.
+Because the scaling is inside the model, the loss and every metric are in the signal's own units
+(g² for MSE), and the exported model takes raw windows.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import training
+from tasks.acceleration.config import HORIZON, STEP_SAMPLES, WINDOW_STEPS, Config
+
+
+def build_model(config: Config, mean: float, std: float) -> keras.Model:
+    inputs = keras.Input(shape=(WINDOW_STEPS, STEP_SAMPLES), name="window")
+    # (x - mean) / std written as x * (1/std) + (-mean/std).
+    x = keras.layers.Rescaling(scale=1.0 / std, offset=-mean / std, name="standardise")(inputs)
+    # Default activations, no recurrent dropout, unroll=False: eligible for the cuDNN kernel on GPU.
+    x = keras.layers.LSTM(units=config.lstm_units, return_sequences=True, name="lstm_1")(x)
+    x = keras.layers.LSTM(units=config.lstm_units, name="lstm_2")(x)
+    x = keras.layers.Dense(units=config.dense_units, activation="relu", name="dense_relu")(x)
+    x = keras.layers.Dense(units=HORIZON, dtype="float32", name="next_samples_standardised")(x)
+    outputs = keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name="next_samples")(x)
+    model = keras.Model(inputs, outputs, name="acceleration_lstm")
+    return training.compile_model(
+        model, config, loss="mse", metrics=[keras.metrics.RootMeanSquaredError(name="rmse")]
+    )
+
+
+# --- Baselines: computed on the same windows as the LSTM --------------------------------------
+
+def persistence(windows: np.ndarray) -> np.ndarray:
+    """Repeats the last 100 samples of each window [M, 2500] → [M, 100]."""
+    return windows[:, -HORIZON:].copy()
+
+
+def constant_mean(windows: np.ndarray, mean: float) -> np.ndarray:
+    """Predicts the training mean everywhere: the 'knows nothing' reference (nmse ≈ 1)."""
+    return np.full((len(windows), HORIZON), mean, dtype=np.float64)
+
+
+class RidgeAutoregression:
+    """Linear AR predictor: next 100 samples = W · (last ``order`` samples) + b, ridge-regularised.
+
+    Fitted by closed-form least squares on standardised training windows; the ridge strength is
+    chosen from a log grid on the validation windows (per output sample), so the test split is
+    never seen.
+    """
+
+    ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
+
+    def __init__(self, order: int, mean: float, std: float):
+        self.order, self.mean, self.std = order, mean, std
+        self.alpha: float | None = None
+
+    def _features(self, windows: np.ndarray) -> np.ndarray:
+        x = (windows[:, -self.order :].astype(np.float64) - self.mean) / self.std
+        return np.concatenate([x, np.ones((len(x), 1))], axis=1)
+
+    def fit(self, train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray]):
+        x = self._features(train[0])
+        y = (train[1].astype(np.float64) - self.mean) / self.std
+        validation_x = self._features(validation[0])
+        gram, moment = x.T @ x, x.T @ y
+        # Each of the 100 outputs is its own ridge problem: near samples want little shrinkage, far
+        # ones (close to unpredictable) want a lot, so the strength is chosen per output column.
+        best_error = np.full(y.shape[1], np.inf)
+        self.weights = np.zeros((x.shape[1], y.shape[1]))
+        self.alphas = np.zeros(y.shape[1])
+        for alpha in self.ALPHAS:
+            penalty = alpha * np.eye(len(gram))
+            penalty[-1, -1] = 0.0  # do not shrink the bias
+            weights = np.linalg.solve(gram + penalty, moment)
+            error = np.mean((validation_x @ weights * self.std + self.mean - validation[1]) ** 2, axis=0)
+            better = error < best_error
+            best_error[better] = error[better]
+            self.weights[:, better] = weights[:, better]
+            self.alphas[better] = alpha
+        self.alpha = float(np.median(self.alphas))
+        return self
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        return self._features(windows) @ self.weights * self.std + self.mean
+
+
+# --- Recursive multi-window generation ---------------------------------------------------------
+
+def rolling_forecast(predict_fn, windows, steps):
+    """Generates ``steps`` future windows, feeding each prediction back in as the newest 100 samples.
+
+    predict_fn: [B, 2500] float32 → [B, 100]. windows: [B, 2500]. Returns [B, steps, 100].
+    Step k's input is the previous input shifted left by 100 samples with step k-1's output
+    appended, so after 25 steps the model sees only its own predictions. Written with
+    tf.while_loop so it runs eagerly and inside the exported SavedModel alike.
+    """
+    windows = tf.convert_to_tensor(windows, dtype=tf.float32)
+    outputs = tf.TensorArray(tf.float32, size=steps, element_shape=tf.TensorShape([None, HORIZON]))
+
+    def body(index, window, outputs):
+        prediction = tf.cast(tf.reshape(predict_fn(window), (-1, HORIZON)), tf.float32)
+        window = tf.concat([window[:, HORIZON:], prediction], axis=1)
+        return index + 1, window, outputs.write(index, prediction)
+
+    _, _, outputs = tf.while_loop(lambda index, *_: index < steps, body, (tf.constant(0), windows, outputs))
+    return tf.transpose(outputs.stack(), (1, 0, 2))

@@ -1,0 +1,1 @@
+"""Translation: encoder–decoder LSTM with attention, in-graph beam search, sacrebleu BLEU."""

@@ -1,0 +1,1 @@
+"""Visual question answering (VQA v2): deeper LSTM Q + norm I, official VQA accuracy."""

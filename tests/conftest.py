@@ -1,0 +1,37 @@
+"""Shared fixtures: the project root on sys.path, quiet TensorFlow, the shared real-data folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# Real public data lives beside the checkout (../shared/data); a user's clone does not have it.
+SHARED_DATA = Path(os.environ.get("RNN_SUITE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+def run_cli(*arguments: str, cwd: Path | None = None, timeout: float = 600):
+    """Runs ``python run.py ...`` in a subprocess; returns the CompletedProcess (text mode)."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *arguments],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

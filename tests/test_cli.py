@@ -1,0 +1,35 @@
+"""run.py: listing, and one clear error line with exit code 2 for every usage error."""
+
+import pytest
+
+import tasks
+from conftest import run_cli
+
+
+def test_list_names_every_task_with_a_description():
+    result = run_cli("--list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(tasks.TASK_NAMES)
+    assert all(len(line.split()) > 3 for line in lines)
+
+
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        (("nope",), "Unknown task 'nope'"),
+        (("acceleration", "dance"), "Unknown action 'dance'"),
+        (("acceleration", "--set", "epochs=ten"), "--set epochs='ten': expected an integer"),
+        (("acceleration", "--set", "colour=red"), "Unknown config key 'colour'"),
+        (("acceleration", "--preset", "huge"), "invalid choice: 'huge'"),
+        (("acceleration", "--data-dir", "/no/such/file.npz"), "does not exist"),
+        (("acceleration", "--steps", "train,deploy"), "--steps 'train,deploy'"),
+        (("acceleration", "score"), "no official results format"),
+    ],
+)
+def test_usage_errors_print_one_line_and_exit_2(arguments, fragment, tmp_path):
+    result = run_cli(*arguments, "--workdir", str(tmp_path)) if "--set" in arguments or "--steps" in arguments else run_cli(*arguments)
+    assert result.returncode == 2, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and fragment in error_lines[0], result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,70 @@
+"""Training glue: resume after a hard kill, MirroredStrategy over 2 logical CPUs, atomic checkpoints."""
+
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+
+from conftest import ROOT, run_cli
+
+# A tiny regression fit through common.training.fit; with KILL_AFTER_EPOCH=k the process SIGKILLs
+# itself right after epoch k's callbacks ran (backup written), as a crash or an OOM kill would.
+_SCRIPT = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    sys.path.insert(0, sys.argv[1])
+    import numpy as np, keras
+    from common import training, pipelines
+    from common.config import BaseConfig
+
+    config = BaseConfig.from_preset("default", {"epochs": 5, "early_stopping_patience": 0, "tensorboard": False, "batch_size": 16})
+    training.setup(config)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 4)).astype("float32"); y = x @ np.array([1.0, -2.0, 0.5, 3.0], "float32")
+    train = pipelines.from_arrays(x, y, 16, shuffle=True, seed=0)
+    validation = pipelines.from_arrays(x[:32], y[:32], 16, shuffle=False, seed=0)
+    inputs = keras.Input((4,)); model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    training.compile_model(model, config, loss="mse")
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == int(os.environ.get("KILL_AFTER_EPOCH", -1)):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    summary = training.fit(model, train, validation, config, sys.argv[2], extra_callbacks=[Kill()])
+    print(json.dumps({"epochs_run": summary["epochs_run_this_process"]}))
+    """
+)
+
+
+def _train(workdir, kill_after=None):
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"}
+    if kill_after is not None:
+        env["KILL_AFTER_EPOCH"] = str(kill_after)
+    return subprocess.run([sys.executable, "-c", _SCRIPT, str(ROOT), str(workdir)], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_killed_run_resumes_with_the_remaining_epochs(tmp_path):
+    killed = _train(tmp_path, kill_after=1)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (tmp_path / "checkpoints" / "best.keras").exists()
+    resumed = _train(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout.strip().splitlines()[-1]) == {"epochs_run": 3}  # epochs 3..5, not 1..5
+    with open(tmp_path / "logs" / "training.csv") as handle:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+    assert epochs == [0, 1, 2, 3, 4]
+    assert not (tmp_path / "backup").exists() or not any((tmp_path / "backup").iterdir())  # cleaned up after success
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
+    result = run_cli(
+        "acceleration", "--preset", "tiny", "--workdir", str(tmp_path), "--steps", "train,evaluate",
+        "--set", "strategy=mirrored", "--set", "logical_cpus=2",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["devices"]["replicas"] == 2
+    assert len([d for d in results["devices"]["logical"] if "CPU" in d]) == 2
+    assert results["metrics"]["mse"] > 0
