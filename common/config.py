@@ -78,7 +78,8 @@ class BaseConfig:
     precision: str = "float32"  # Keras dtype policy; "mixed_float16" on GPUs (outputs stay float32)
     jit_compile: bool = False  # XLA-compile the train/predict steps
     tensorboard: bool = True  # write TensorBoard logs under WORKDIR/logs/tensorboard
-    verbose: int = 2  # Keras fit verbosity: 1 = progress bar, 2 = one line per epoch (readable in CI logs)
+    reduce_lr_patience: int = 0  # epochs without validation improvement before halving the learning rate; 0 = never
+    verbose: int = -1  # Keras fit verbosity: 1 = progress bar, 2 = one line per epoch; -1 = bar on a terminal, lines otherwise
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "strategy": ("default", "mirrored"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -140,9 +141,20 @@ def default_callbacks(config: BaseConfig, workdir: Path, monitor: str = "val_los
                 monitor=monitor, mode=mode, patience=config.early_stopping_patience, restore_best_weights=True
             )
         )
+    if config.reduce_lr_patience > 0:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.5, patience=config.reduce_lr_patience)
+        )
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(workdir / "logs" / "tensorboard")))
     return callbacks
+
+
+def verbosity(config: BaseConfig) -> int:
+    """Progress bar on a terminal; one line per epoch in logs and CI (a bar there is noise)."""
+    if config.verbose >= 0:
+        return config.verbose
+    return 1 if sys.stdout.isatty() else 2
 
 
 def _even_batches(dataset, batch_size: int, replicas: int):
@@ -188,7 +200,7 @@ def fit(
     callbacks = default_callbacks(config, workdir, monitor, mode) + [timer] + list(extra_callbacks or [])
     start = time.perf_counter()
     history = model.fit(
-        train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=config.verbose
+        train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=verbosity(config)
     )
     seconds = time.perf_counter() - start
     best_path = workdir / "checkpoints" / "best.keras"

@@ -161,6 +161,16 @@ def test_model_is_the_lecture_model_and_cudnn_eligible():
         assert cell.recurrent_dropout == 0 and not layer.unroll and cell.use_bias
     assert model.get_layer("dense_relu").activation is keras.activations.relu
     assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-4)
+    assert [layer.name for layer in model.layers] == [
+        "window", "standardise", "lstm_1", "lstm_2", "dense_relu", "next_samples_standardised", "next_samples"
+    ]  # nothing else: the paper preset is exactly the lecture's model
+
+
+def test_default_adds_a_linear_skip_with_the_same_input_and_output():
+    model = model_lib.build_model(Config(), mean=0.0, std=1.0)
+    assert model.input_shape == (None, 25, 100) and model.output_shape == (None, 100)
+    assert model.get_layer("linear_ar").kernel.shape == (2500, 100)
+    assert model.get_layer("lstm_1").units == 100
 
 
 def test_synthetic_signal_is_seeded_and_written_in_the_cwru_layout(tmp_path):
@@ -192,6 +202,8 @@ def test_run_py_end_to_end_then_predict(tmp_path):
     assert results["versions"]["tensorflow"].startswith("2.") and results["hardware"]["cpu_count"] >= 1
     assert (workdir / "prediction.png").stat().st_size > 10_000
     assert (workdir / "checkpoints" / "best.keras").exists()
+    with open(workdir / "logs" / "training.csv") as handle:
+        assert len(handle.read().strip().splitlines()) == 1 + results["training"]["epochs_run_this_process"]
 
     signal_file = tmp_path / "probe.npy"
     np.save(signal_file, np.sin(np.arange(3000) / 5.0))
@@ -240,3 +252,15 @@ def test_cwru_recording_trains_and_evaluates(shared_data, tmp_path):
     # Persistence is weak on real vibration (about twice the variance): the README's fact, checked.
     assert 1.5 < metrics["models"]["persistence"]["nmse"] < 2.6
     assert metrics["test_windows"] == (len(signal) - int(round(len(signal) * 0.85)) - 2600) // 100 + 1
+
+
+def test_mixed_precision_keeps_float32_outputs_and_jit_compile_is_passed_on():
+    config = Config.from_preset("tiny", ["precision=mixed_float16", "jit_compile=true"])
+    keras.mixed_precision.set_dtype_policy(config.precision)
+    try:
+        model = model_lib.build_model(config, mean=0.0, std=1.0)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    assert model.get_layer("lstm_1").compute_dtype == "float16"
+    assert model.output.dtype == "float32" and model.get_layer("next_samples").compute_dtype == "float32"
+    assert model.jit_compile is True

@@ -2,6 +2,8 @@
 
 Input (B, 25, 100) in signal units → standardise with train statistics → LSTM(100, sequences) →
 LSTM(100) → Dense(100, relu) → Dense(100) → de-standardise → (B, 100) in signal units.
+With ``linear_skip`` a linear path from the standardised window is added to the output (a
+learned AR predictor), so the LSTM models the residual.
 Because the scaling is inside the model, the loss and every metric are in the signal's own units
 (g² for MSE), and the exported model takes raw windows.
 """
@@ -19,12 +21,20 @@ from tasks.acceleration.config import HORIZON, STEP_SAMPLES, WINDOW_STEPS, Confi
 def build_model(config: Config, mean: float, std: float) -> keras.Model:
     inputs = keras.Input(shape=(WINDOW_STEPS, STEP_SAMPLES), name="window")
     # (x - mean) / std written as x * (1/std) + (-mean/std).
-    x = keras.layers.Rescaling(scale=1.0 / std, offset=-mean / std, name="standardise")(inputs)
+    standardised = keras.layers.Rescaling(scale=1.0 / std, offset=-mean / std, name="standardise")(inputs)
+    x = standardised
     # Default activations, no recurrent dropout, unroll=False: eligible for the cuDNN kernel on GPU.
     x = keras.layers.LSTM(units=config.lstm_units, return_sequences=True, name="lstm_1")(x)
     x = keras.layers.LSTM(units=config.lstm_units, name="lstm_2")(x)
     x = keras.layers.Dense(units=config.dense_units, activation="relu", name="dense_relu")(x)
     x = keras.layers.Dense(units=HORIZON, dtype="float32", name="next_samples_standardised")(x)
+    if config.linear_skip:
+        flat = keras.layers.Flatten(name="window_flat")(standardised)
+        linear = keras.layers.Dense(
+            units=HORIZON, dtype="float32", name="linear_ar",
+            kernel_regularizer=keras.regularizers.L2(config.linear_skip_l2),
+        )(flat)
+        x = keras.layers.Add(dtype="float32", name="lstm_plus_linear")([x, linear])
     outputs = keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name="next_samples")(x)
     model = keras.Model(inputs, outputs, name="acceleration_lstm")
     return training.compile_model(
