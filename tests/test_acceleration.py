@@ -264,3 +264,17 @@ def test_mixed_precision_keeps_float32_outputs_and_jit_compile_is_passed_on():
     assert model.get_layer("lstm_1").compute_dtype == "float16"
     assert model.output.dtype == "float32" and model.get_layer("next_samples").compute_dtype == "float32"
     assert model.jit_compile is True
+
+
+def test_warm_start_makes_the_untrained_model_the_ridge_predictor():
+    rng = np.random.default_rng(1)
+    signal = np.sin(np.arange(40_000) / 9.0) + 0.1 * rng.normal(size=40_000)
+    splits = pipeline.split_by_time(signal, Config())
+    mean, std = float(splits.train.mean()), float(splits.train.std())
+    model = model_lib.build_model(Config(), mean=mean, std=std)
+    ridge = model_lib.warm_start_linear_path(
+        model, pipeline.windows(splits.train, 50), pipeline.windows(splits.validation), mean, std
+    )
+    inputs, _ = pipeline.windows(splits.test)
+    untrained = model.predict(inputs.reshape(-1, 25, 100), verbose=0)
+    np.testing.assert_allclose(untrained, ridge.predict(inputs), atol=1e-3)  # the LSTM head starts at zero

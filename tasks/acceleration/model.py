@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import training
-from tasks.acceleration.config import HORIZON, STEP_SAMPLES, WINDOW_STEPS, Config
+from tasks.acceleration.config import HORIZON, STEP_SAMPLES, WINDOW_SAMPLES, WINDOW_STEPS, Config
 
 
 def build_model(config: Config, mean: float, std: float) -> keras.Model:
@@ -96,6 +96,23 @@ class RidgeAutoregression:
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         return self._features(windows) @ self.weights * self.std + self.mean
+
+
+def warm_start_linear_path(model: keras.Model, train, validation, mean: float, std: float) -> RidgeAutoregression:
+    """Starts the ``linear_skip`` model at the ridge AR solution on the whole window.
+
+    The linear path gets the closed-form ridge weights (fitted on training windows, strength
+    chosen on validation) and the LSTM head starts at zero, so training starts from the linear
+    predictor and the LSTM learns only the residual; early stopping on validation then keeps the
+    LSTM's contribution only where it helps.
+    """
+    ridge = RidgeAutoregression(WINDOW_SAMPLES, mean, std).fit(train, validation)
+    model.get_layer("linear_ar").set_weights(
+        [ridge.weights[:-1].astype(np.float32), ridge.weights[-1].astype(np.float32)]
+    )
+    head = model.get_layer("next_samples_standardised")
+    head.set_weights([np.zeros_like(weight) for weight in head.get_weights()])
+    return ridge
 
 
 # --- Recursive multi-window generation ---------------------------------------------------------

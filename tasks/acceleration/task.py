@@ -99,7 +99,14 @@ class AccelerationTask(Task):
 
     # --- model ----------------------------------------------------------------------------------
     def build_model(self, data: TaskData):
-        return model_lib.build_model(self.config, mean=data.extras["mean"], std=data.extras["std"])
+        mean, std = data.extras["mean"], data.extras["std"]
+        model = model_lib.build_model(self.config, mean=mean, std=std)
+        if self.config.linear_skip:
+            ridge = model_lib.warm_start_linear_path(
+                model, data.extras["ridge_train"], data.extras["validation_windows"], mean, std
+            )
+            logger.info("linear path warm-started at the ridge solution (median alpha %g)", ridge.alpha)
+        return model
 
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self, model, data: TaskData, workdir: Path) -> dict[str, Any]:
