@@ -136,6 +136,10 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
     else:
         with strategy.scope():
             model = training.load_best(workdir)
+        previous = _previous_results(workdir / "results.json")
+        if "training" in previous:
+            # Keep the record of how the evaluated model was trained (an earlier invocation's train step).
+            results["training"] = {**previous["training"], "from_earlier_run": previous.get("date")}
     if "evaluate" in steps:
         start = time.perf_counter()
         results["metrics"] = task.evaluate(model, data, workdir)
@@ -157,6 +161,13 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
         print(report.format_table(results["metrics"], title=f"{task.name} ({options.preset}) → {workdir / 'results.json'}"))
     print(report.format_table({"seconds": seconds}))
     return results
+
+
+def _previous_results(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _now() -> str:

@@ -26,6 +26,12 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yields a temporary file path next to ``target``; on success it replaces ``target``.
@@ -40,6 +46,8 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        # mkstemp creates 0600 files; give the result the mode a plain open() would (0666 & ~umask).
+        os.chmod(temporary_path, 0o666 & ~_umask())
         with open(temporary_path, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary_path, target)

@@ -10,9 +10,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -150,6 +153,49 @@ def default_callbacks(config: BaseConfig, workdir: Path, monitor: str = "val_los
     return callbacks
 
 
+# Fields that may change between an interrupted run and its resumption (they do not change what
+# the saved weights and optimizer state mean).
+_RESUMABLE_CHANGES = frozenset({"epochs", "verbose", "tensorboard", "early_stopping_patience", "reduce_lr_patience"})
+
+
+def _fingerprint(config: BaseConfig) -> str:
+    fields = {k: v for k, v in config.to_dict().items() if k not in _RESUMABLE_CHANGES}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _prepare_run_state(workdir: Path, config: BaseConfig) -> bool:
+    """Decides between resuming an interrupted run in WORKDIR and starting afresh; returns resumed.
+
+    Resume only when a BackupAndRestore backup exists AND it was written under the same config
+    (else Keras fails deep inside with a shape mismatch, or silently mixes two models). A fresh
+    start forgets the previous run's best checkpoint and rotates its CSV log, so that "best" and
+    the log describe this run only.
+    """
+    backup = workdir / "backup"
+    state_path = workdir / "checkpoints" / "run.json"
+    fingerprint = _fingerprint(config)
+    resumable = backup.is_dir() and any(backup.iterdir())
+    if resumable:
+        recorded = json.loads(state_path.read_text()).get("fingerprint") if state_path.exists() else None
+        if recorded != fingerprint:
+            logger.warning(
+                "%s holds an interrupted run with a different config (fingerprint %s, now %s); "
+                "starting afresh instead of resuming it", workdir, recorded, fingerprint,
+            )
+            shutil.rmtree(backup)
+            resumable = False
+    if resumable:
+        logger.info("Resuming the interrupted run in %s", workdir)
+    else:
+        for stale in (workdir / "checkpoints" / "best.keras", workdir / "checkpoints" / "best.json"):
+            stale.unlink(missing_ok=True)
+        log = workdir / "logs" / "training.csv"
+        if log.exists():
+            os.replace(log, log.with_name("training.previous.csv"))
+    atomic_write_json(state_path, {"fingerprint": fingerprint, "config": config.to_dict()})
+    return resumable
+
+
 def verbosity(config: BaseConfig) -> int:
     """Progress bar on a terminal; one line per epoch in logs and CI (a bar there is noise)."""
     if config.verbose >= 0:
@@ -196,11 +242,14 @@ def fit(
         logger.info("MirroredStrategy over %d replicas: batches trimmed to multiples of %d", replicas, replicas)
         train = _even_batches(train, config.batch_size, replicas)
         validation = _even_batches(validation, config.batch_size, replicas)
+    resumed = _prepare_run_state(workdir, config)
     timer = EpochTimer()
     callbacks = default_callbacks(config, workdir, monitor, mode) + [timer] + list(extra_callbacks or [])
     start = time.perf_counter()
+    # shuffle=False: the tf.data pipelines shuffle examples themselves (before batching).
     history = model.fit(
-        train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=verbosity(config)
+        train, validation_data=validation, epochs=config.epochs, callbacks=callbacks,
+        verbose=verbosity(config), shuffle=False,
     )
     seconds = time.perf_counter() - start
     best_path = workdir / "checkpoints" / "best.keras"
@@ -211,6 +260,7 @@ def fit(
         model.set_weights(best.get_weights())
     epochs_run = len(history.history.get("loss", []))
     return {
+        "resumed": resumed,
         "epochs_run_this_process": epochs_run,
         "best_" + monitor: checkpoint.best,
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},

@@ -226,7 +226,9 @@ def test_run_py_end_to_end_then_predict(tmp_path):
     # Only evaluate again, from the saved checkpoint, without training.
     again = run_cli("acceleration", "--preset", "tiny", "--workdir", str(workdir), "--steps", "evaluate")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "training" not in json.loads((workdir / "results.json").read_text())
+    reevaluated = json.loads((workdir / "results.json").read_text())
+    assert "train" not in reevaluated["seconds"]
+    assert reevaluated["training"]["from_earlier_run"] == results["date"]  # how the model was trained is kept
 
 
 def test_nan_in_the_signal_file_is_a_clear_cli_error(tmp_path):

@@ -15,6 +15,17 @@ def test_atomic_write_json_replaces_and_writes_nan_as_null(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary left behind
 
 
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "plot.png"
+    atomic_write_json(target, {})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+
 def test_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "results.json"
     target.write_text("old")

@@ -18,7 +18,8 @@ _SCRIPT = textwrap.dedent(
     from common import training, pipelines
     from common.config import BaseConfig
 
-    config = BaseConfig.from_preset("default", {"epochs": 5, "early_stopping_patience": 0, "tensorboard": False, "batch_size": 16})
+    config = BaseConfig.from_preset("default", {"epochs": 5, "early_stopping_patience": 0, "tensorboard": False,
+                                                "batch_size": int(os.environ.get("BATCH_SIZE", 16))})
     training.setup(config)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(128, 4)).astype("float32"); y = x @ np.array([1.0, -2.0, 0.5, 3.0], "float32")
@@ -33,13 +34,13 @@ _SCRIPT = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)
 
     summary = training.fit(model, train, validation, config, sys.argv[2], extra_callbacks=[Kill()])
-    print(json.dumps({"epochs_run": summary["epochs_run_this_process"]}))
+    print(json.dumps({"epochs_run": summary["epochs_run_this_process"], "resumed": summary["resumed"]}))
     """
 )
 
 
-def _train(workdir, kill_after=None):
-    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"}
+def _train(workdir, kill_after=None, batch_size=16):
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin", "BATCH_SIZE": str(batch_size)}
     if kill_after is not None:
         env["KILL_AFTER_EPOCH"] = str(kill_after)
     return subprocess.run([sys.executable, "-c", _SCRIPT, str(ROOT), str(workdir)], capture_output=True, text=True, env=env, timeout=300)
@@ -51,11 +52,22 @@ def test_a_killed_run_resumes_with_the_remaining_epochs(tmp_path):
     assert (tmp_path / "checkpoints" / "best.keras").exists()
     resumed = _train(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert json.loads(resumed.stdout.strip().splitlines()[-1]) == {"epochs_run": 3}  # epochs 3..5, not 1..5
+    assert json.loads(resumed.stdout.strip().splitlines()[-1]) == {"epochs_run": 3, "resumed": True}  # epochs 3..5, not 1..5
     with open(tmp_path / "logs" / "training.csv") as handle:
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
     assert epochs == [0, 1, 2, 3, 4]
     assert not (tmp_path / "backup").exists() or not any((tmp_path / "backup").iterdir())  # cleaned up after success
+
+
+def test_a_killed_run_with_a_changed_config_starts_afresh(tmp_path):
+    assert _train(tmp_path, kill_after=1).returncode == -9
+    changed = _train(tmp_path, batch_size=32)
+    assert changed.returncode == 0, changed.stderr[-2000:]
+    assert json.loads(changed.stdout.strip().splitlines()[-1]) == {"epochs_run": 5, "resumed": False}
+    assert "different config" in changed.stderr
+    with open(tmp_path / "logs" / "training.csv") as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [0, 1, 2, 3, 4]  # this run only
+    assert (tmp_path / "logs" / "training.previous.csv").exists()
 
 
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path):

@@ -1,0 +1,361 @@
+"""Images: reading and checking files, in-graph JPEG/PNG decoding, CNN encoders, on-disk feature cache.
+
+Three layers of image handling, each with its own failure mode made explicit:
+
+* ``read_image_bytes(path)`` reads a file on the Python side and proves it decodes (PIL ``verify``
+  and then a full ``load``, which is what catches truncation); problems raise ``data.DataError``
+  naming the file.
+* ``decode_images(bytes, size)`` is the in-graph decoder used inside pipelines and SavedModels;
+  ``decode_images_safe`` is its variant for serving: a corrupt element gives a zero image and a
+  per-element message instead of failing the whole batch.
+* ``build_encoder(name, size, weights_path)`` returns a functional keras.Model from float images in
+  [0, 255] to pooled features [B, D], preprocessing included; ``cached_features`` runs it once per
+  (image file, encoder) and keeps the result on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data import DataError
+
+logger = logging.getLogger(__name__)
+
+ENCODERS: tuple[str, ...] = ("small_cnn", "inception_v3", "resnet50", "mobilenet_v3_small")
+# The smallest input side each keras.applications network accepts with include_top=False.
+MINIMUM_IMAGE_SIZE: dict[str, int] = {"small_cnn": 16, "inception_v3": 75, "resnet50": 32, "mobilenet_v3_small": 32}
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# --- Python side: files ------------------------------------------------------------------------------
+
+
+def read_image_bytes(path: str | os.PathLike) -> bytes:
+    """Returns the raw bytes of a JPEG or PNG file after proving that it decodes completely.
+
+    Raises data.DataError naming ``path`` when the file is missing, unreadable, not a JPEG/PNG, or
+    corrupt/truncated (PIL's ``verify`` checks the structure, ``load`` decodes every pixel).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Image file {str(path)!r} does not exist (expected a JPEG or PNG file)")
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"Image file {str(path)!r} cannot be read: {error}") from None
+    if not (content.startswith(_JPEG_MAGIC) or content.startswith(_PNG_MAGIC)):
+        raise DataError(
+            f"Image file {str(path)!r} is not a JPEG or PNG (first bytes {content[:8]!r}, "
+            f"expected {_JPEG_MAGIC!r} or {_PNG_MAGIC!r}); size {len(content)} bytes"
+        )
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image.verify()
+        with Image.open(io.BytesIO(content)) as image:
+            # PIL decodes truncated JPEGs with grey filling only when LOAD_TRUNCATED_IMAGES is set;
+            # by default load() raises, which is what we want here.
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"Image file {str(path)!r} is corrupt or truncated ({len(content)} bytes): {error}") from None
+    return content
+
+
+# --- TensorFlow side: decoding -----------------------------------------------------------------------
+
+
+def _decode_one(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
+    # decode_image handles JPEG, PNG (and GIF/BMP); expand_animations=False makes the result 3-D.
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    # Plain resize (not aspect-preserving crop): captions talk about the whole image.
+    resized = tf.image.resize(tf.cast(image, tf.float32), [image_size, image_size], method="bilinear", antialias=True)
+    return tf.clip_by_value(resized, 0.0, 255.0)
+
+
+def decode_images(jpeg_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
+    """[B] string of JPEG/PNG bytes → [B, image_size, image_size, 3] float32 in [0, 255].
+
+    In-graph (usable in tf.data maps and SavedModel endpoints). A corrupt element fails the op;
+    use ``decode_images_safe`` where one bad image must not fail the batch.
+    """
+    jpeg_bytes = tf.convert_to_tensor(jpeg_bytes, dtype=tf.string)
+    return tf.map_fn(
+        lambda item: _decode_one(item, image_size),
+        jpeg_bytes,
+        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
+    )
+
+
+def image_problems(jpeg_bytes: tf.Tensor) -> tf.Tensor:
+    """[B] string → [B] string: "" for bytes that look like a complete JPEG/PNG, else the reason.
+
+    Structural checks only (magic number; JPEG end-of-image marker / PNG IEND chunk, which a
+    truncated file lacks). Cheap, and the reason is what a user needs to read.
+    """
+    jpeg_bytes = tf.convert_to_tensor(jpeg_bytes, dtype=tf.string)
+    length = tf.strings.length(jpeg_bytes)
+    head = tf.strings.substr(jpeg_bytes, 0, 8)
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, 3), _JPEG_MAGIC)
+    is_png = tf.equal(head, _PNG_MAGIC)
+    # Per-element positions need per-element lengths of the same shape (Substr's rule).
+    jpeg_tail = tf.strings.substr(jpeg_bytes, tf.maximum(length - 2, 0), tf.fill(tf.shape(length), 2))
+    png_tail = tf.strings.substr(jpeg_bytes, tf.maximum(length - 8, 0), tf.fill(tf.shape(length), 4))
+    jpeg_complete = tf.equal(jpeg_tail, b"\xff\xd9")
+    png_complete = tf.equal(png_tail, b"IEND")
+    empty = tf.fill(tf.shape(jpeg_bytes), "")
+    reason = tf.where(
+        length == 0,
+        "empty input: expected the bytes of a JPEG or PNG file",
+        tf.where(
+            ~(is_jpeg | is_png),
+            "not a JPEG or PNG (the first bytes are not a JPEG/PNG signature)",
+            tf.where(
+                is_jpeg & ~jpeg_complete,
+                "truncated JPEG: no end-of-image marker",
+                tf.where(is_png & ~png_complete, "truncated PNG: no IEND chunk", empty),
+            ),
+        ),
+    )
+    return reason
+
+
+def decode_images_safe(jpeg_bytes: tf.Tensor, image_size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Like ``decode_images`` but never fails: returns (images [B,S,S,3] float32, problems [B] string).
+
+    ``problems[i]`` is "" when image i decoded, else why not; its image is all zeros. Elements that
+    pass the structural checks but still fail inside the decoder are caught by a tf.data
+    ``ignore_errors`` pass (the only error-catching construct that works inside a graph).
+    """
+    jpeg_bytes = tf.convert_to_tensor(jpeg_bytes, dtype=tf.string)
+    problems = image_problems(jpeg_bytes)
+    count = tf.shape(jpeg_bytes)[0]
+    indices = tf.range(count)
+    candidates = tf.boolean_mask(indices, tf.equal(problems, ""))
+    dataset = tf.data.Dataset.from_tensor_slices((candidates, tf.gather(jpeg_bytes, candidates)))
+    dataset = dataset.map(lambda index, item: (index, _decode_one(item, image_size))).ignore_errors()
+
+    def collect(state, element):
+        decoded_indices, decoded_images = state
+        index, image = element
+        return (
+            tf.concat([decoded_indices, index[None]], axis=0),
+            tf.concat([decoded_images, image[None]], axis=0),
+        )
+
+    initial = (tf.zeros([0], tf.int32), tf.zeros([0, image_size, image_size, 3], tf.float32))
+    decoded_indices, decoded_images = dataset.reduce(initial, collect)
+    images = tf.scatter_nd(decoded_indices[:, None], decoded_images, [count, image_size, image_size, 3])
+    decoded = tf.scatter_nd(decoded_indices[:, None], tf.ones_like(decoded_indices, tf.bool), [count])
+    problems = tf.where(
+        tf.equal(problems, "") & ~decoded, "corrupt image data: the decoder rejected it", problems
+    )
+    return images, problems
+
+
+# --- encoders ----------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
+class ImagePreprocessing(keras.layers.Layer):
+    """Maps pixels in [0, 255] to what a keras.applications network expects.
+
+    mode "tf": [-1, 1] (Inception); "caffe": RGB→BGR minus the ImageNet channel means (ResNet50);
+    "unit": [0, 1]; "none": unchanged (MobileNetV3 rescales inside itself).
+    """
+
+    MODES = ("tf", "caffe", "unit", "none")
+
+    def __init__(self, mode: str = "tf", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in self.MODES:
+            raise ValueError(f"ImagePreprocessing mode={mode!r}; expected one of {list(self.MODES)}")
+        self.mode = mode
+
+    def call(self, images):
+        images = keras.ops.cast(images, self.compute_dtype)
+        if self.mode == "tf":
+            return images / 127.5 - 1.0
+        if self.mode == "unit":
+            return images / 255.0
+        if self.mode == "caffe":
+            bgr = keras.ops.flip(images, axis=-1)
+            return bgr - keras.ops.convert_to_tensor([103.939, 116.779, 123.68], dtype=self.compute_dtype)
+        return images
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def _small_cnn(image_size: int, feature_dim: int) -> keras.Model:
+    """Four conv blocks → a 4×4 grid → flatten → Dense(feature_dim).
+
+    The grid is flattened rather than globally averaged so that the features keep where things are
+    (captions say "left of" / "above"). Even with random weights the features carry colour, shape and
+    position; the captioning task pretrains it on word presence before caching (see its model.py).
+    """
+    images = keras.Input(shape=(image_size, image_size, 3), name="images")
+    x = ImagePreprocessing(mode="unit", name="preprocess")(images)
+    for index, filters in enumerate((32, 64, 96, 128)):
+        x = keras.layers.Conv2D(filters=filters, kernel_size=3, padding="same", activation="relu", name=f"conv{index + 1}")(x)
+        if x.shape[1] > 4:
+            x = keras.layers.MaxPooling2D(pool_size=2, name=f"pool{index + 1}")(x)
+    x = keras.layers.AdaptiveAveragePooling2D(output_size=(4, 4), name="grid")(x)  # [B, 4, 4, 128]
+    x = keras.layers.Flatten(name="flatten")(x)  # [B, 2048]
+    features = keras.layers.Dense(units=feature_dim, activation="relu", name="features")(x)
+    return keras.Model(images, features, name="small_cnn")
+
+
+def build_encoder(name: str, image_size: int, weights_path: str | None = None, feature_dim: int = 256) -> keras.Model:
+    """Functional model: float images [B, S, S, 3] in [0, 255] → pooled features [B, D].
+
+    name: one of ENCODERS. keras.applications networks are built with weights=None (nothing is
+    downloaded) and loaded from ``weights_path`` (an ImageNet ``*_notop.h5`` file or a
+    ``.weights.h5`` of this model) when given; otherwise their weights are random, which is said
+    loudly in the log because the features are then nearly useless for real photos.
+    feature_dim: output size of ``small_cnn`` only (the others have fixed widths: 2048/2048/576).
+    """
+    if name not in ENCODERS:
+        raise ValueError(f"Unknown encoder {name!r}; expected one of {list(ENCODERS)}")
+    if image_size < MINIMUM_IMAGE_SIZE[name]:
+        raise ValueError(f"encoder {name!r} needs image_size >= {MINIMUM_IMAGE_SIZE[name]}, got {image_size}")
+    if name == "small_cnn":
+        encoder = _small_cnn(image_size, feature_dim)
+    else:
+        images = keras.Input(shape=(image_size, image_size, 3), name="images")
+        shape = (image_size, image_size, 3)
+        if name == "inception_v3":
+            backbone = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=shape, pooling="avg")
+            mode = "tf"
+        elif name == "resnet50":
+            backbone = keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape, pooling="avg")
+            mode = "caffe"
+        else:
+            backbone = keras.applications.MobileNetV3Small(
+                include_top=False, weights=None, input_shape=shape, pooling="avg", include_preprocessing=True
+            )
+            mode = "none"
+        x = ImagePreprocessing(mode=mode, name="preprocess")(images)
+        features = backbone(x)
+        encoder = keras.Model(images, features, name=f"{name}_encoder")
+        if weights_path:
+            _load_backbone_weights(backbone, encoder, weights_path)
+        else:
+            logger.warning(
+                "!!! Encoder %s has RANDOM weights: no --set encoder_weights=PATH was given. Features of real "
+                "photos will be nearly meaningless; give the ImageNet notop .h5 file for real results. !!!",
+                name,
+            )
+        return encoder
+    if weights_path:
+        _load_backbone_weights(encoder, encoder, weights_path)
+    return encoder
+
+
+def _load_backbone_weights(backbone: keras.Model, encoder: keras.Model, weights_path: str) -> None:
+    path = Path(weights_path)
+    if not path.is_file():
+        raise DataError(f"Encoder weights file {str(path)!r} does not exist")
+    errors = []
+    for target in (backbone, encoder):  # an ImageNet notop file fits the backbone; our own save, the encoder
+        try:
+            target.load_weights(str(path))
+            logger.info("Loaded encoder weights from %s", path)
+            return
+        except Exception as error:  # noqa: BLE001  (Keras raises several types for a mismatch)
+            errors.append(f"{target.name}: {error}")
+    raise DataError(f"Encoder weights {str(path)!r} do not fit the {encoder.name} architecture: {' | '.join(errors)}")
+
+
+def weights_fingerprint(model: keras.Model) -> str:
+    """Short hash of every weight value: part of the cache key, so retrained weights never reuse stale features."""
+    digest = hashlib.sha1()
+    for weight in model.weights:
+        digest.update(weight.path.encode())
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+# --- feature cache -----------------------------------------------------------------------------------
+
+
+def _cache_file(cache_dir: Path, encoder_key: str, path: Path) -> Path:
+    stat = path.stat()
+    # Keyed by the absolute path, its size and modification time (an edited image is recomputed) and
+    # the encoder key (architecture + image size + weights).
+    identity = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{encoder_key}"
+    name = hashlib.sha1(identity.encode()).hexdigest()
+    return cache_dir / encoder_key / name[:2] / f"{name}.npy"
+
+
+def _write_cache_entry(file: Path, row: np.ndarray) -> None:
+    """Atomic (write a temporary sibling, then rename) but not fsynced: thousands of fsyncs would cost
+    more than the CNN, and an entry damaged by a crash is detected on reading and recomputed."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp.npy")
+    try:
+        np.save(temporary, row)
+        os.replace(temporary, file)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def _read_cache_entry(file: Path) -> np.ndarray | None:
+    try:
+        return np.load(file)
+    except (OSError, ValueError, EOFError):
+        return None  # missing or damaged: recompute
+
+
+def cached_features(
+    encoder: keras.Model,
+    encoder_key: str,
+    image_paths: Sequence[str | os.PathLike],
+    cache_dir: str | os.PathLike,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """[N, D] float32 features of ``image_paths``, computed once per (image, encoder) and cached on disk.
+
+    One atomically renamed ``.npy`` per image under ``cache_dir/encoder_key/``; images already cached
+    are only read back, so later epochs and later runs never run the CNN again. ``encoder_key`` must
+    change whenever the encoder's architecture, input size or weights change (see ``weights_fingerprint``).
+    """
+    if not image_paths:
+        raise ValueError("cached_features got no image paths")
+    cache_dir = Path(cache_dir)
+    safe_key = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder_key)
+    paths = [Path(p) for p in image_paths]
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"Image file {str(path)!r} does not exist (expected a JPEG or PNG file)")
+    files = [_cache_file(cache_dir, safe_key, path) for path in paths]
+    rows: list[np.ndarray | None] = [_read_cache_entry(file) for file in files]
+    missing = [index for index, row in enumerate(rows) if row is None]
+    image_size = int(encoder.inputs[0].shape[1])
+    if missing:
+        logger.info("Computing %s features for %d of %d images (cache %s)", encoder.name, len(missing), len(paths), cache_dir)
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start : start + batch_size]
+        content = [read_image_bytes(paths[index]) for index in chunk]
+        images = decode_images(tf.constant(content), image_size)
+        features = np.asarray(encoder(images, training=False), dtype=np.float32)
+        for index, row in zip(chunk, features):
+            _write_cache_entry(files[index], row)
+            rows[index] = row
+    return np.stack(rows).astype(np.float32)

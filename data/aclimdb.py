@@ -1,0 +1,348 @@
+"""Readers of the Large Movie Review Dataset (Maas et al. 2011) in its three common on-disk forms.
+
+    read_reviews(path)                 picks the reader from what ``path`` is:
+      aclImdb folder                   ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`` (the
+                                       folder itself or its parent); ``unsup/`` is ignored
+      aclImdb archive                  the same layout inside a ``.tar.gz`` / ``.tgz`` / ``.tar``
+                                       (e.g. ``aclImdb_v1.tar.gz``), read without extracting it
+      tensorflow-datasets data dir     ``imdb_reviews/plain_text/<version>/`` written by tfds
+      Keras imdb.npz                   ``imdb.npz`` + ``imdb_word_index.json`` in the same folder;
+                                       the texts are rebuilt from word indices, so they come back
+                                       lower-cased and without punctuation (the npz is tokenised)
+
+Every reader returns a :class:`ReviewCorpus` of plain :class:`Review` records (label 1 = positive,
+0 = negative). A missing ``test`` split is not an error (the shared real data has only ``train``):
+the corpus then has no "test" key and ``notes`` says so. Every problem is a ``data.DataError`` whose
+message names the file (and member, array or row) and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from data import DataError
+
+SPLITS = ("train", "test")
+LABELS = {"neg": 0, "pos": 1}
+IGNORED_LABEL_FOLDERS = ("unsup",)  # unlabelled reviews of aclImdb/train
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+@dataclasses.dataclass(frozen=True)
+class Review:
+    text: str
+    label: int  # 1 = positive, 0 = negative
+    source: str  # file path, "archive:member", or "imdb.npz:x_train[17]": where an error points
+
+
+@dataclasses.dataclass
+class ReviewCorpus:
+    splits: dict[str, list[Review]]  # "train" always, "test" when the source has one
+    source: str  # the path that was read
+    format: str  # "aclImdb folder" | "aclImdb archive" | "tfds imdb_reviews" | "keras imdb.npz"
+    notes: list[str] = dataclasses.field(default_factory=list)  # e.g. "no test split found"
+
+    def sizes(self) -> dict[str, dict[str, int]]:
+        return {
+            name: {"reviews": len(reviews), "positive": sum(r.label for r in reviews)}
+            for name, reviews in self.splits.items()
+        }
+
+
+def read_reviews(path: str | Path) -> ReviewCorpus:
+    """Reads any of the supported forms; see the module docstring."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; expected an aclImdb folder or archive, a tfds data "
+                        f"dir with imdb_reviews, or imdb.npz")
+    if path.is_file():
+        if path.name.endswith(ARCHIVE_SUFFIXES):
+            return read_aclimdb_archive(path)
+        if path.suffix == ".npz":
+            return read_keras_npz(path)
+        raise DataError(f"{path}: unsupported file type; expected a .tar.gz/.tgz/.tar aclImdb archive or an imdb.npz")
+    if (path / "imdb.npz").is_file():
+        return read_keras_npz(path / "imdb.npz")
+    if (path / "aclImdb").is_dir():
+        return read_aclimdb_folder(path / "aclImdb")
+    if any((path / split).is_dir() for split in SPLITS):
+        return read_aclimdb_folder(path)
+    if _find_tfds_version_dir(path) is not None:
+        return read_tfds(path)
+    archives = sorted(p for p in path.iterdir() if p.name.endswith(ARCHIVE_SUFFIXES) and "imdb" in p.name.lower())
+    if len(archives) == 1:
+        return read_aclimdb_archive(archives[0])
+    raise DataError(
+        f"{path}: found no IMDB reviews; expected aclImdb/ (train/pos, train/neg), train/ itself, a tfds data dir "
+        f"holding imdb_reviews/, imdb.npz with imdb_word_index.json, or one aclImdb*.tar.gz archive"
+    )
+
+
+# --- aclImdb folder and archive ---------------------------------------------------------------------
+
+
+def _decode(data: bytes, where: str) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{where}: not valid UTF-8 (byte {error.start}: {error.reason}); expected a UTF-8 text review"
+        ) from None
+    if not text.strip():
+        raise DataError(f"{where}: empty review ({len(data)} bytes, no text); expected the text of one review")
+    return text.strip()
+
+
+def _check_label_folder(name: str, where: str) -> None:
+    if name not in LABELS and name not in IGNORED_LABEL_FOLDERS:
+        raise DataError(
+            f"{where}: unexpected label folder {name!r}; expected only {sorted(LABELS)} (and {list(IGNORED_LABEL_FOLDERS)}, "
+            f"which is ignored)"
+        )
+
+
+def _finish(found: dict[str, dict[str, list[Review]]], source: Path, form: str) -> ReviewCorpus:
+    """Checks that train exists with both labels, and that every split present has both labels."""
+    if "train" not in found:
+        present = sorted(found) or "none"
+        raise DataError(f"{source}: no train split (splits found: {present}); expected train/pos and train/neg")
+    notes = []
+    splits: dict[str, list[Review]] = {}
+    for split in SPLITS:
+        if split not in found:
+            notes.append(f"no {split} split found in {source}; only {sorted(found)}")
+            continue
+        for label in LABELS:
+            if not found[split].get(label):
+                raise DataError(f"{source}: split {split!r} has no reviews in {split}/{label}/; expected *.txt files there")
+        # Sorted by source so the order does not depend on the file system or the archive's order.
+        splits[split] = sorted((r for reviews in found[split].values() for r in reviews), key=lambda r: r.source)
+    return ReviewCorpus(splits=splits, source=str(source), format=form, notes=notes)
+
+
+def read_aclimdb_folder(root: str | Path) -> ReviewCorpus:
+    """Reads ``root/{train,test}/{pos,neg}/*.txt``; ``root`` is the ``aclImdb`` folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder; expected the aclImdb folder with train/ (and test/)")
+    found: dict[str, dict[str, list[Review]]] = {}
+    for split in SPLITS:
+        split_dir = root / split
+        if not split_dir.is_dir():
+            continue
+        found[split] = {}
+        # Files at this level (labeledBow.feat, urls_pos.txt in the official archive) are not reviews.
+        for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+            _check_label_folder(label_dir.name, str(label_dir))
+            if label_dir.name not in LABELS:
+                continue
+            found[split][label_dir.name] = [
+                Review(text=_decode(file.read_bytes(), str(file)), label=LABELS[label_dir.name], source=str(file))
+                for file in sorted(label_dir.glob("*.txt"))
+            ]
+    return _finish(found, root, "aclImdb folder")
+
+
+def _archive_parts(name: str) -> list[str] | None:
+    """``[split, label, file]`` for ``[./][.../]aclImdb/split/label/file`` or ``split/label/file``."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if "aclImdb" in parts:
+        parts = parts[parts.index("aclImdb") + 1 :]
+    if len(parts) >= 1 and parts[0] in SPLITS:
+        return parts
+    return None
+
+
+def read_aclimdb_archive(path: str | Path) -> ReviewCorpus:
+    """Reads the aclImdb layout straight from a tar archive (gzip or not), in one pass."""
+    path = Path(path)
+    found: dict[str, dict[str, list[Review]]] = {}
+    try:
+        archive = tarfile.open(path, mode="r:*")
+    except (tarfile.TarError, OSError) as error:
+        raise DataError(f"{path}: cannot open as a tar archive ({error}); expected aclImdb_v1.tar.gz-style archive") from None
+    with archive:
+        try:
+            for member in archive:
+                parts = _archive_parts(member.name)
+                if parts is None:
+                    continue
+                split = parts[0]
+                found.setdefault(split, {})
+                if len(parts) < 2:
+                    continue
+                if len(parts) == 2 and not member.isdir():
+                    continue  # split-level files such as labeledBow.feat
+                label = parts[1]
+                where = f"{path}:{member.name}"
+                _check_label_folder(label, where)
+                if label not in LABELS or len(parts) != 3 or not member.isfile() or not parts[2].endswith(".txt"):
+                    continue
+                data = archive.extractfile(member).read()
+                found[split].setdefault(label, []).append(
+                    Review(text=_decode(data, where), label=LABELS[label], source=where)
+                )
+        except (tarfile.TarError, EOFError, OSError) as error:
+            raise DataError(f"{path}: damaged archive ({error}); expected a complete tar archive") from None
+    return _finish(found, path, "aclImdb archive")
+
+
+# --- tensorflow-datasets imdb_reviews ---------------------------------------------------------------
+
+
+def _find_tfds_version_dir(path: Path) -> Path | None:
+    """The newest ``imdb_reviews/<config>/<version>/`` folder under ``path`` (or ``path`` itself)."""
+    candidates = [p.parent for p in [path / "dataset_info.json"] if p.is_file()]
+    candidates += [p.parent for p in path.glob("**/imdb_reviews/*/*/dataset_info.json")]
+    candidates += [p.parent for p in path.glob("*/*/dataset_info.json") if path.name == "imdb_reviews"]
+    candidates += [p.parent for p in path.glob("*/dataset_info.json") if path.parent.name == "imdb_reviews"]
+    if not candidates:
+        return None
+
+    def version(folder: Path) -> tuple[int, ...]:
+        return tuple(int(x) if x.isdigit() else 0 for x in folder.name.split("."))
+
+    return max(set(candidates), key=version)
+
+
+def read_tfds(path: str | Path) -> ReviewCorpus:
+    """Reads a tensorflow-datasets ``imdb_reviews`` data dir that is already on disk (no download).
+
+    tfds stores the reviews as TFRecord files of serialised examples, so this reader (alone among
+    the readers) imports tensorflow-datasets and TensorFlow, lazily.
+    """
+    path = Path(path)
+    version_dir = _find_tfds_version_dir(path)
+    if version_dir is None:
+        raise DataError(f"{path}: no tfds imdb_reviews dataset (no imdb_reviews/<config>/<version>/dataset_info.json)")
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder_from_directory(str(version_dir))
+    except Exception as error:  # tfds raises many types for a broken folder
+        raise DataError(f"{version_dir}: not a readable tfds dataset ({type(error).__name__}: {error})") from None
+    features = builder.info.features
+    if "text" not in features or "label" not in features:
+        raise DataError(f"{version_dir}: features {sorted(features)}; expected 'text' and 'label' (imdb_reviews)")
+    names = list(features["label"].names)
+    if sorted(names) != sorted(LABELS):
+        raise DataError(f"{version_dir}: label names {names}; expected {sorted(LABELS)}")
+    found: dict[str, dict[str, list[Review]]] = {}
+    for split in SPLITS:
+        if split not in builder.info.splits:
+            continue
+        found[split] = {label: [] for label in LABELS}
+        dataset = builder.as_dataset(split=split, shuffle_files=False)
+        for index, example in enumerate(tfds.as_numpy(dataset)):
+            label = names[int(example["label"])]
+            where = f"{version_dir}:{split}[{index}]"
+            found[split][label].append(Review(text=_decode(example["text"], where), label=LABELS[label], source=where))
+    return _finish(found, version_dir, "tfds imdb_reviews")
+
+
+# --- Keras imdb.npz -----------------------------------------------------------------------------------
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """imdb.npz stores ragged sequences as object arrays (a pickle); allow only NumPy's array globals.
+
+    ``np.load(allow_pickle=True)`` would run whatever a tampered file asks for.
+    """
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from an .npz file")
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if not name.endswith(".npy"):
+                    continue
+                buffer = io.BytesIO(archive.read(name))
+                try:
+                    arrays[name[:-4]] = np.lib.format.read_array(buffer, allow_pickle=False)
+                except ValueError:  # an object array: skip the header, then unpickle with restrictions
+                    buffer.seek(0)
+                    major, _ = np.lib.format.read_magic(buffer)
+                    if major == 1:
+                        np.lib.format.read_array_header_1_0(buffer)
+                    else:
+                        np.lib.format.read_array_header_2_0(buffer)
+                    arrays[name[:-4]] = _ArrayOnlyUnpickler(buffer).load()
+    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, OSError) as error:
+        raise DataError(f"{path}: not a readable .npz archive ({error})") from None
+    return arrays
+
+
+def read_keras_npz(path: str | Path, word_index_path: str | Path | None = None) -> ReviewCorpus:
+    """Reads Keras' ``imdb.npz`` (x_train, y_train, x_test, y_test) and rebuilds the texts.
+
+    The sequences hold word ranks as in ``imdb_word_index.json`` (1 = "the"), without the offsets
+    that ``keras.datasets.imdb.load_data`` adds, so the text is the words joined by spaces.
+    """
+    path = Path(path)
+    word_index_path = Path(word_index_path) if word_index_path else path.with_name("imdb_word_index.json")
+    if not word_index_path.is_file():
+        raise DataError(f"{path}: the word index {word_index_path} is missing; expected imdb_word_index.json beside "
+                        f"imdb.npz (Keras downloads both)")
+    try:
+        word_index = json.loads(word_index_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{word_index_path}: not a JSON object of word -> index ({error})") from None
+    if not isinstance(word_index, dict) or not all(isinstance(v, int) for v in word_index.values()):
+        raise DataError(f"{word_index_path}: expected a JSON object mapping words to integer indices")
+    words = {index: word for word, index in word_index.items()}
+    arrays = _load_npz(path)
+    found: dict[str, dict[str, list[Review]]] = {}
+    for split in SPLITS:
+        x_key, y_key = f"x_{split}", f"y_{split}"
+        if x_key not in arrays and y_key not in arrays:
+            continue
+        if x_key not in arrays or y_key not in arrays:
+            raise DataError(f"{path}: has only one of {x_key}/{y_key} (arrays: {sorted(arrays)}); expected both")
+        sequences, labels = arrays[x_key], np.asarray(arrays[y_key])
+        if len(sequences) != len(labels):
+            raise DataError(f"{path}: {x_key} has {len(sequences)} reviews but {y_key} {len(labels)} labels")
+        found[split] = {label: [] for label in LABELS}
+        names = {value: name for name, value in LABELS.items()}
+        for row, (sequence, label) in enumerate(zip(sequences, labels)):
+            where = f"{path}:{x_key}[{row}]"
+            value = label.item() if hasattr(label, "item") else label
+            if value not in (0, 1):
+                raise DataError(f"{path}:{y_key}[{row}]: label {value!r}; expected 0 (negative) or 1 (positive)")
+            text = " ".join(_words(sequence, words, where))
+            if not text:
+                raise DataError(f"{where}: empty review; expected a non-empty sequence of word indices")
+            found[split][names[int(label)]].append(Review(text=text, label=int(label), source=where))
+    if not found:
+        raise DataError(f"{path}: arrays {sorted(arrays)}; expected x_train, y_train (and x_test, y_test)")
+    corpus = _finish(found, path, "keras imdb.npz")
+    corpus.notes.append("texts rebuilt from word indices: lower-case, no punctuation")
+    return corpus
+
+
+def _words(sequence: Iterable, words: dict[int, str], where: str) -> list[str]:
+    out = []
+    for position, index in enumerate(sequence):
+        word = words.get(int(index))
+        if word is None:
+            raise DataError(f"{where}: word index {int(index)} at position {position} is not in the word index; "
+                            f"expected indices of imdb_word_index.json (raw imdb.npz, without load_data's offsets)")
+        out.append(word)
+    return out

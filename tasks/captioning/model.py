@@ -1,0 +1,129 @@
+"""Show and Tell (Vinyals et al. 2015): the image embedding is the LSTM's first input, then the words.
+
+Training graph (teacher forcing), B = batch, T = max_caption_length + 1, D = feature size:
+
+    image_features [B, D] ─ Dense(E) "image_embedding" ─ Dropout ─ Reshape [B, 1, E] ─┐
+                                                                                   LSTM "decoder_lstm" (t = -1)
+    caption_tokens [B, T] ─ Embedding(V, E, mask_zero) "word_embedding" ─ Dropout ─ LSTM "decoder_lstm" (same
+                            weights, initial state = the state after the image step) ─ Dropout
+                            ─ Dense(V) "word_logits" → logits [B, T, V] (float32)
+
+Calling one LSTM layer twice is exactly the paper's "image at t = -1, words from t = 0" with shared
+weights, and lets generation reuse the same layer one step at a time (``CaptionGenerator``).
+The padding mask of the words travels to the loss, so padded positions cost nothing.
+
+The image encoder (common/images.py) is separate: its pooled features are cached on disk and fed
+here. For the synthetic default the encoder is ``small_cnn`` pretrained from scratch to predict
+which words the captions of an image contain (``pretrain_encoder``), then frozen.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from common import decoding
+from tasks.captioning import pipeline
+
+
+def build_model(config, vocabulary_size: int, feature_dim: int) -> keras.Model:
+    """Functional Show-and-Tell decoder; ``vocabulary_size`` and ``feature_dim`` come from the data."""
+    length = config.max_caption_length + 1
+    image_features = keras.Input(shape=(feature_dim,), name="image_features")
+    caption_tokens = keras.Input(shape=(length,), dtype="int32", name="caption_tokens")
+    image_embedding = keras.layers.Dense(units=config.embedding_dim, name="image_embedding")(image_features)
+    image_embedding = keras.layers.Dropout(rate=config.dropout, name="image_dropout")(image_embedding)
+    image_step = keras.layers.Reshape(target_shape=(1, config.embedding_dim), name="image_step")(image_embedding)
+    word_embedding = keras.layers.Embedding(
+        input_dim=vocabulary_size, output_dim=config.embedding_dim, mask_zero=True, name="word_embedding"
+    )(caption_tokens)  # [B, T, E], mask [B, T]
+    word_embedding = keras.layers.Dropout(rate=config.dropout, name="word_dropout")(word_embedding)
+    # cuDNN-eligible configuration (tanh/sigmoid, no recurrent dropout, not unrolled, with bias).
+    lstm = keras.layers.LSTM(units=config.lstm_units, return_sequences=True, return_state=True, name="decoder_lstm")
+    _, image_hidden, image_cell = lstm(image_step)  # t = -1: the image only
+    sequence, _, _ = lstm(word_embedding, initial_state=[image_hidden, image_cell])  # [B, T, H]
+    sequence = keras.layers.Dropout(rate=config.dropout, name="output_dropout")(sequence)
+    logits = keras.layers.Dense(units=vocabulary_size, dtype="float32", name="word_logits")(sequence)
+    return keras.Model(inputs={"image_features": image_features, "caption_tokens": caption_tokens}, outputs=logits, name="show_and_tell")
+
+
+class CaptionGenerator(tf.Module):
+    """Greedy / beam-search generation with the layers of a trained ``build_model`` model.
+
+    Usable eagerly, inside tf.function, and inside a SavedModel endpoint (it only calls layers).
+    """
+
+    def __init__(self, model: keras.Model, max_words: int):
+        super().__init__(name="caption_generator")
+        self.image_embedding = model.get_layer("image_embedding")
+        self.word_embedding = model.get_layer("word_embedding")
+        self.lstm = model.get_layer("decoder_lstm")
+        self.word_logits = model.get_layer("word_logits")
+        self.vocabulary_size = int(self.word_logits.units)
+        self.max_length = max_words + 1  # words + <end>
+        # Tokens the decoder must never emit: padding, <unk>, <start>.
+        banned = [pipeline.PAD_ID, pipeline.UNK_ID, pipeline.START_ID]
+        self.banned = tf.constant([i in banned for i in range(self.vocabulary_size)])
+
+    def initial_state(self, features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """LSTM state after reading the image, [N, H] each."""
+        step = self.image_embedding(features)[:, tf.newaxis, :]  # [N, 1, E]
+        _, hidden, cell = self.lstm(step)
+        return hidden, cell
+
+    def step(self, tokens: tf.Tensor, state):
+        """step_fn of common.decoding: tokens int32 [N] → (log_probs [N, V], new state)."""
+        hidden, cell = state
+        embedded = self.word_embedding(tokens)[:, tf.newaxis, :]  # [N, 1, E]
+        output, hidden, cell = self.lstm(embedded, initial_state=[hidden, cell])
+        logits = tf.cast(self.word_logits(output[:, 0, :]), tf.float32)  # [N, V]
+        logits = tf.where(self.banned[tf.newaxis, :], tf.constant(decoding.NEGATIVE_INFINITY, tf.float32), logits)
+        return tf.nn.log_softmax(logits, axis=-1), (hidden, cell)
+
+    def generate(self, features: tf.Tensor, beam_width: int, length_penalty: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
+        """features [N, D] → (tokens int32 [N, max_words + 1] ending with <end> then 0, score [N])."""
+        features = tf.convert_to_tensor(features, tf.float32)
+        batch_size = tf.shape(features)[0]
+        state = self.initial_state(features)
+        if beam_width <= 1:
+            return decoding.greedy_search(
+                self.step, state, batch_size, pipeline.START_ID, pipeline.END_ID, self.max_length
+            )
+        return decoding.beam_search(
+            self.step, state, batch_size, pipeline.START_ID, pipeline.END_ID, self.max_length,
+            beam_width=beam_width, length_penalty=length_penalty,
+        )
+
+
+def tokens_to_strings(tokens: tf.Tensor, words: tf.Tensor) -> tf.Tensor:
+    """In-graph detokenisation: int32 [N, L] → string [N], words up to the first <end>/padding.
+
+    words: string [V] (the vocabulary); special tokens are dropped.
+    """
+    tokens = tf.convert_to_tensor(tokens, tf.int32)
+    stopped = tf.math.cumsum(
+        tf.cast(tf.equal(tokens, pipeline.END_ID) | tf.equal(tokens, pipeline.PAD_ID), tf.int32), axis=1
+    ) > 0  # True from the first <end>/<pad> on
+    special = tokens < len(pipeline.SPECIAL_TOKENS)
+    pieces = tf.where(stopped | special, tf.constant("", tf.string), tf.gather(words, tokens))
+    joined = tf.strings.reduce_join(pieces, axis=1, separator=" ")
+    return tf.strings.strip(tf.strings.regex_replace(joined, " +", " "))
+
+
+def pretrain_encoder(encoder: keras.Model, images, word_targets, config) -> dict:
+    """Trains ``encoder`` from scratch to predict which vocabulary words an image's captions use.
+
+    images: uint8 [N, S, S, 3]; word_targets: float32 [N, V] (1 where a word occurs in any caption).
+    A multi-label sigmoid head on top of the pooled features is trained and then dropped; the
+    encoder's features then carry colour, shape, count and position cues the decoder needs.
+    """
+    head = keras.layers.Dense(units=word_targets.shape[1], activation="sigmoid", dtype="float32", name="word_presence")
+    inputs = keras.Input(shape=encoder.input_shape[1:], name="images")
+    model = keras.Model(inputs, head(encoder(inputs)), name="encoder_pretraining")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="binary_crossentropy",
+                  metrics=[keras.metrics.AUC(name="auc")])
+    history = model.fit(
+        tf.cast(images, tf.float32), word_targets, batch_size=64, epochs=config.encoder_pretrain_epochs,
+        validation_split=0.1, verbose=config.verbose, shuffle=True,
+    )
+    return {key: [float(v) for v in values] for key, values in history.history.items()}

@@ -1,0 +1,72 @@
+"""Configuration of the sentiment task; the defaults are the benchmark run on the synthetic reviews."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from common.config import BaseConfig, ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(BaseConfig):
+    # Text → token ids (the vocabulary itself is fitted on the training split; its size comes from data).
+    max_tokens: int = 20_000  # vocabulary cap, including padding (id 0) and out-of-vocabulary (id 1); keras-io: 20k
+    sequence_length: int = 400  # tokens kept per review (the rest is cut); synthetic reviews have at most 400 words
+    length_bucket_width: int = 50  # training batches group reviews whose lengths fall in the same 50-token band (less padding); 0 = off
+    validation_fraction: float = 0.2  # of the training split, stratified by label, seeded; the test split is only for the final number
+    max_train_reviews: int = 0  # use a stratified, seeded subset of this many training reviews (before validation); 0 = all
+    # Model: the keras-io bidirectional LSTM (Embedding → BiLSTM(64, sequences) → BiLSTM(64) → Dense(1, sigmoid)).
+    embedding_dim: int = 128  # floats per token
+    lstm_units: int = 64  # per direction, both layers
+    # Training (the base fields keep their meaning; these are the benchmark values).
+    epochs: int = 8
+    batch_size: int = 32  # keras-io's value
+    learning_rate: float = 3e-3  # Adam; 3x keras-io's 1e-3 because the synthetic corpus is small (few steps per epoch)
+    early_stopping_patience: int = 2  # epochs without a lower validation loss
+    # Bag-of-n-grams baseline: TF-IDF of unigrams+bigrams → logistic regression (one Dense unit).
+    baseline_max_tokens: int = 50_000  # n-gram vocabulary cap, fitted on the training split
+    baseline_ngrams: int = 2  # 1 = unigrams only, 2 = unigrams and bigrams
+    baseline_epochs: int = 30  # maximum; early stopping on validation loss (patience 3) picks the epoch
+    baseline_learning_rate: float = 1e-2  # Adam; a linear model on sparse TF-IDF features tolerates a large step
+    baseline_l2: float = 1e-6  # L2 penalty per weight (per example, added to the mean loss)
+    # Synthetic default (used when --data-dir is not given): data/synthetic/reviews.py.
+    synthetic_train_reviews: int = 8_000  # written to aclImdb/train (validation is carved from these)
+    synthetic_test_reviews: int = 4_000  # written to aclImdb/test
+    synthetic_min_words: int = 20  # review length in words, log-uniform in [min, max]
+    synthetic_max_words: int = 400
+    synthetic_label_noise: float = 0.03  # fraction of flipped labels (accuracy ceiling about 0.97)
+    # Reporting.
+    logged_examples: int = 5  # misclassified test reviews written to the log
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        # Seconds: a few hundred short synthetic reviews and a very small network. For tests.
+        "tiny": {"synthetic_train_reviews": 240, "synthetic_test_reviews": 80, "synthetic_max_words": 60,
+                 "sequence_length": 60, "embedding_dim": 16, "lstm_units": 8, "epochs": 1, "batch_size": 32,
+                 "baseline_epochs": 2, "baseline_max_tokens": 2_000, "max_tokens": 2_000, "tensorboard": False,
+                 "early_stopping_patience": 0, "logged_examples": 2},
+        # keras-io "Bidirectional LSTM on IMDB" on the real reviews: 20k vocabulary, 200 tokens, 2 epochs.
+        "paper": {"max_tokens": 20_000, "sequence_length": 200, "embedding_dim": 128, "lstm_units": 64,
+                  "epochs": 2, "batch_size": 32, "learning_rate": 1e-3, "early_stopping_patience": 0},
+    }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.validation_fraction < 1:
+            raise ConfigError(f"validation_fraction={self.validation_fraction} must be in (0, 1)")
+        if self.max_tokens < 3:
+            raise ConfigError(f"max_tokens={self.max_tokens} must be at least 3 (padding, out-of-vocabulary, one word)")
+        for key in ("sequence_length", "embedding_dim", "lstm_units", "baseline_max_tokens", "baseline_ngrams",
+                    "baseline_epochs"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}={getattr(self, key)} must be at least 1")
+        for key in ("length_bucket_width", "max_train_reviews", "logged_examples"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}={getattr(self, key)} must be 0 or more")
+        if not 5 <= self.synthetic_min_words <= self.synthetic_max_words:
+            raise ConfigError(f"synthetic_min_words={self.synthetic_min_words}, synthetic_max_words="
+                              f"{self.synthetic_max_words}: expected 5 <= min <= max")
+        if not 0 <= self.synthetic_label_noise < 0.5:
+            raise ConfigError(f"synthetic_label_noise={self.synthetic_label_noise} must be in [0, 0.5)")
+        if self.synthetic_train_reviews < 10 or self.synthetic_test_reviews < 2:
+            raise ConfigError("synthetic_train_reviews must be at least 10 and synthetic_test_reviews at least 2")

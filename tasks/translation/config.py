@@ -1,0 +1,78 @@
+"""Configuration of the translation task; the defaults are the benchmark run (synthetic corpus)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from common.config import BaseConfig, ConfigError
+from common.layers import SCORES
+from data.pairs import DIRECTIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(BaseConfig):
+    # Data.
+    direction: str = "first-to-second"  # which column of the pair file is the source (fra.txt: English → French)
+    validation_fraction: float = 0.1  # of the distinct source sentences; all pairs of one source share a split
+    test_fraction: float = 0.1  # likewise: no test source sentence is seen in training
+    max_pairs: int = 0  # use at most this many pairs of the file (seeded choice before the split); 0 = all
+    max_source_tokens: int = 24  # longer sources are cut (synthetic: at most 20 words + punctuation)
+    max_target_tokens: int = 26  # longer targets are cut for training; also the decoding length limit
+    max_vocabulary: int = 8000  # per side, incl. 4 reserved ids; words beyond become [UNK]
+    min_count: int = 1  # words seen fewer times in the training split become [UNK]
+    # Synthetic default (used when --data-dir is not given).
+    synthetic_pairs: int = 12_000  # sentence pairs the generator writes (enough to learn the lexicon on CPU)
+    # Model.
+    embedding_dim: int = 64  # per token, both sides
+    units: int = 128  # LSTM units of encoder and decoder (the decoder starts from the encoder's final state)
+    attention: str = "general"  # "none" = Sutskever et al. 2014; "dot"/"general" = Luong 2015; "additive" = Bahdanau-style score
+    bidirectional_encoder: bool = True  # units/2 per direction; memory holds both contexts (Bahdanau et al. 2015)
+    reverse_source: bool = False  # feed the source words reversed (Sutskever et al. 2014)
+    dropout: float = 0.1  # on embeddings and before the output layer
+    # Training.
+    epochs: int = 15  # maximum; early stopping on validation loss usually ends sooner
+    batch_size: int = 32  # small batches: more updates per CPU-second, which this task needs more than speed per step
+    learning_rate: float = 3e-3  # Adam; larger than 1e-3 converges in fewer CPU epochs here
+    early_stopping_patience: int = 3
+    # Decoding.
+    beam_width: int = 4  # beams kept per sentence
+    length_penalty: float = 0.6  # score = log_prob / length ** length_penalty (0 = plain log-probability)
+    decode_batch_size: int = 256  # sentences per batched decoding call in evaluation
+    # Benchmark (run.py translation bench).
+    bench_sentences: int = 200  # test sentences decoded by both decoders
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        **BaseConfig.CHOICES,
+        "direction": DIRECTIONS,
+        "attention": ("none", *SCORES),
+    }
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        # Seconds: a small corpus, small layers, two epochs. For tests.
+        "tiny": {"synthetic_pairs": 400, "embedding_dim": 16, "units": 32, "epochs": 2, "batch_size": 32,
+                 "beam_width": 2, "tensorboard": False, "bench_sentences": 10, "max_target_tokens": 24},
+        # Sutskever et al. 2014 style: no attention, reversed source, larger layers, plain beam scores.
+        "paper": {"attention": "none", "bidirectional_encoder": False, "reverse_source": True, "units": 512, "embedding_dim": 256,
+                  "length_penalty": 0.0, "beam_width": 12, "epochs": 30, "early_stopping_patience": 5},
+    }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.validation_fraction < 1 or not 0 < self.test_fraction < 1:
+            raise ConfigError("validation_fraction and test_fraction must be in (0, 1)")
+        if self.validation_fraction + self.test_fraction >= 0.9:
+            raise ConfigError("validation_fraction + test_fraction must leave at least 10% for training")
+        for key in ("max_source_tokens", "max_target_tokens", "embedding_dim", "units", "beam_width",
+                    "synthetic_pairs", "decode_batch_size", "bench_sentences", "min_count"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}={getattr(self, key)} must be at least 1")
+        if self.bidirectional_encoder and self.units % 2:
+            raise ConfigError(f"units={self.units} must be even with bidirectional_encoder (units/2 per direction)")
+        if self.max_pairs < 0:
+            raise ConfigError(f"max_pairs={self.max_pairs} must be 0 (all) or positive")
+        if self.max_vocabulary != 0 and self.max_vocabulary <= 4:
+            raise ConfigError(f"max_vocabulary={self.max_vocabulary} must be 0 (no limit) or more than 4")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
+        if self.length_penalty < 0:
+            raise ConfigError(f"length_penalty={self.length_penalty} must be non-negative")

@@ -1,0 +1,170 @@
+"""Encoder–decoder LSTM (Sutskever et al. 2014) with optional Luong/Bahdanau-style attention.
+
+Training model (teacher forcing), a functional keras.Model:
+
+    inputs  {"source": int32 [B, S], "decoder_input": int32 [B, T]}   (0 = padding, right-padded)
+    source_embedding → encoder_lstm (bidirectional by default) ──(final h, c)──┐
+                        └─ memory [B, S, U]          │
+    decoder_input → target_embedding → decoder_lstm (initial state) → [attention over memory →
+    concat → attention_combine (tanh)] → output_dropout → logits (float32) [B, T, V_target]
+
+``Translator`` reuses the same layers (fetched by name) for step-by-step decoding: ``encode``
+runs the encoder once, ``step`` runs one decoder step with ``decoder_lstm.cell``; both work
+inside tf.function, so greedy/beam search (common.decoding) run in the graph and the SavedModel.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from common import text
+from common.layers import SequenceAttention
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
+class MaskedTokenAccuracy(keras.metrics.Metric):
+    """Teacher-forced token accuracy over the non-padding target positions (id != 0)."""
+
+    def __init__(self, name: str = "token_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        valid = ops.cast(ops.not_equal(y_true, text.PAD_ID), "float32")
+        self.correct.assign_add(ops.sum(ops.cast(ops.equal(predicted, y_true), "float32") * valid))
+        self.total.assign_add(ops.sum(valid))
+
+    def result(self):
+        return ops.divide_no_nan(self.correct, self.total)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
+
+
+def build_model(config, source_vocabulary_size: int, target_vocabulary_size: int) -> keras.Model:
+    source = keras.Input(shape=(None,), dtype="int32", name="source")
+    decoder_input = keras.Input(shape=(None,), dtype="int32", name="decoder_input")
+
+    source_vectors = keras.layers.Embedding(
+        input_dim=source_vocabulary_size, output_dim=config.embedding_dim, mask_zero=True, name="source_embedding"
+    )(source)
+    source_vectors = keras.layers.Dropout(rate=config.dropout, name="source_dropout")(source_vectors)
+    # cuDNN-eligible LSTMs (tanh/sigmoid, no recurrent dropout, right padding).
+    if config.bidirectional_encoder:
+        # Each direction has units/2, so memory and the concatenated final states have `units`.
+        memory, forward_h, forward_c, backward_h, backward_c = keras.layers.Bidirectional(
+            keras.layers.LSTM(units=config.units // 2, return_sequences=True, return_state=True),
+            merge_mode="concat", name="encoder_lstm",
+        )(source_vectors)
+        state_h = keras.layers.Concatenate(name="encoder_state_h")([forward_h, backward_h])
+        state_c = keras.layers.Concatenate(name="encoder_state_c")([forward_c, backward_c])
+    else:
+        memory, state_h, state_c = keras.layers.LSTM(
+            units=config.units, return_sequences=True, return_state=True, name="encoder_lstm"
+        )(source_vectors)
+
+    target_vectors = keras.layers.Embedding(
+        input_dim=target_vocabulary_size, output_dim=config.embedding_dim, mask_zero=True, name="target_embedding"
+    )(decoder_input)
+    target_vectors = keras.layers.Dropout(rate=config.dropout, name="target_dropout")(target_vectors)
+    decoded, _, _ = keras.layers.LSTM(
+        units=config.units, return_sequences=True, return_state=True, name="decoder_lstm"
+    )(target_vectors, initial_state=[state_h, state_c])
+
+    if config.attention != "none":
+        source_mask = ops.not_equal(source, text.PAD_ID)  # [B, S]
+        context, _ = SequenceAttention(score=config.attention, units=config.units, name="attention")(
+            decoded, memory, source_mask
+        )
+        decoded = keras.layers.Concatenate(name="attention_concat")([decoded, context])
+        decoded = keras.layers.Dense(units=config.units, activation="tanh", name="attention_combine")(decoded)
+    decoded = keras.layers.Dropout(rate=config.dropout, name="output_dropout")(decoded)
+    logits = keras.layers.Dense(units=target_vocabulary_size, dtype="float32", name="logits")(decoded)
+    return keras.Model(inputs={"source": source, "decoder_input": decoder_input}, outputs=logits, name="translator")
+
+
+def loss_and_metrics():
+    """Masked cross-entropy (padding id 0 ignored, mean over real tokens) and token accuracy."""
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=text.PAD_ID)
+    return loss, [MaskedTokenAccuracy()]
+
+
+class Translator:
+    """Step-by-step view of a trained model, for common.decoding (no variables of its own)."""
+
+    def __init__(self, model: keras.Model):
+        self.source_embedding = model.get_layer("source_embedding")
+        self.encoder = model.get_layer("encoder_lstm")
+        self.target_embedding = model.get_layer("target_embedding")
+        self.decoder = model.get_layer("decoder_lstm")
+        self.output_layer = model.get_layer("logits")
+        names = {layer.name for layer in model.layers}
+        self.attention = model.get_layer("attention") if "attention" in names else None
+        self.combine = model.get_layer("attention_combine") if self.attention is not None else None
+
+    def encode(self, source_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        """int32 [N, S] → decoder state {"h", "c": [N, U], "memory": [N, S, U], "memory_mask": [N, S] float}."""
+        source_ids = tf.cast(source_ids, tf.int32)
+        mask = tf.not_equal(source_ids, text.PAD_ID)
+        vectors = self.source_embedding(source_ids)
+        outputs = self.encoder(vectors, mask=mask)
+        if len(outputs) == 5:  # bidirectional: sequence, forward h, c, backward h, c
+            memory, forward_h, forward_c, backward_h, backward_c = outputs
+            state_h = tf.concat([forward_h, backward_h], axis=-1)
+            state_c = tf.concat([forward_c, backward_c], axis=-1)
+        else:
+            memory, state_h, state_c = outputs
+        return {"h": state_h, "c": state_c, "memory": memory, "memory_mask": tf.cast(mask, memory.dtype)}
+
+    def step(self, tokens: tf.Tensor, state: dict[str, tf.Tensor]):
+        """tokens int32 [N] (previous output) → (log_probs float32 [N, V], new state)."""
+        # A plain lookup: the layer call would attach a padding mask that the cell cannot use.
+        vectors = ops.take(self.target_embedding.embeddings, tokens, axis=0)  # [N, E]
+        output, (state_h, state_c) = self.decoder.cell(vectors, [state["h"], state["c"]])
+        if self.attention is not None:
+            context, _ = self.attention(output[:, None, :], state["memory"], state["memory_mask"] > 0)
+            output = self.combine(tf.concat([output, context[:, 0, :]], axis=-1))
+        logits = tf.cast(self.output_layer(output), tf.float32)
+        # Padding and the start symbol are never valid outputs.
+        vocabulary = tf.shape(logits)[-1]
+        forbidden = tf.logical_or(tf.equal(tf.range(vocabulary), text.PAD_ID), tf.equal(tf.range(vocabulary), text.START_ID))
+        logits = tf.where(forbidden[tf.newaxis, :], tf.constant(-1e9, tf.float32), logits)
+        new_state = {**state, "h": state_h, "c": state_c}
+        return tf.nn.log_softmax(logits, axis=-1), new_state
+
+
+class WordByWordBaseline:
+    """Translates each source word into the target word most associated with it, in source order.
+
+    Association = Dice coefficient of sentence co-occurrence on the training pairs,
+    2·c(s, t) / (c(s) + c(t)). It knows the lexicon but no word order, agreement or context: the
+    gap to the seq2seq model measures what reading the whole sentence buys.
+    """
+
+    def __init__(self, source_tokens, target_tokens):
+        import collections
+
+        source_counts, target_counts = collections.Counter(), collections.Counter()
+        pair_counts: collections.Counter = collections.Counter()
+        for source, target in zip(source_tokens, target_tokens):
+            source_set, target_set = set(source), set(target)
+            source_counts.update(source_set)
+            target_counts.update(target_set)
+            pair_counts.update((s, t) for s in source_set for t in target_set)
+        best: dict[str, tuple[float, str]] = {}
+        # Sorted, with a strict ">": ties go to the alphabetically first target word (deterministic).
+        for (source_word, target_word), count in sorted(pair_counts.items()):
+            dice = 2.0 * count / (source_counts[source_word] + target_counts[target_word])
+            if source_word not in best or dice > best[source_word][0]:
+                best[source_word] = (dice, target_word)
+        self.dictionary = {source_word: target_word for source_word, (_, target_word) in best.items()}
+
+    def translate(self, source_tokens) -> list[list[str]]:
+        return [[self.dictionary[w] for w in tokens if w in self.dictionary] for tokens in source_tokens]
+
