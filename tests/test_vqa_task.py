@@ -1,0 +1,231 @@
+"""The VQA task: config, pipeline pieces, model round trip, CLI run → predict → score, real COCO photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.config import ConfigError
+from common.task import TaskError
+from data.vqa import VQARecord
+from tasks.vqa import pipeline
+from tasks.vqa.config import Config
+from tasks.vqa.task import VQATask
+
+from conftest import run_cli
+
+FIXTURES = Path(__file__).parent / "fixtures" / "vqa"
+
+
+def _record(question_id, image_id, answers, question_type="how many", answer_type="number"):
+    return VQARecord(
+        question_id=question_id, image_id=image_id, question="how many circles are there?", answers=tuple(answers),
+        answer_type=answer_type, question_type=question_type, multiple_choice_answer=answers[0],
+        image_path=Path(f"/images/{image_id}.jpg"),
+    )  # fmt: skip
+
+
+def test_presets_and_overrides():
+    assert Config.from_preset("tiny").epochs == 2
+    paper = Config.from_preset("paper")
+    assert (paper.lstm_units, paper.embedding_dim, paper.common_dim, paper.max_answers) == (512, 200, 1024, 1000)
+    assert (paper.optimizer, paper.learning_rate, paper.batch_size) == ("rmsprop", 3e-4, 500)
+    with pytest.raises(ConfigError, match="image_features='pixels' is not allowed"):
+        Config.from_preset("default", ["image_features=pixels"])
+    with pytest.raises(ConfigError, match="validation_fraction"):
+        Config(validation_fraction=1.5)
+    with pytest.raises(ConfigError, match="pretrain_epochs=-1 must be 0"):
+        Config.from_preset("default", ["pretrain_epochs=-1"])
+
+
+def test_answer_vocabulary_targets_and_prior():
+    records = [
+        _record(1, 1, ["2"] * 5 + ["two"] * 4 + ["3"]),
+        _record(2, 1, ["yes"] * 8 + ["no"] * 2, "is the", "yes/no"),
+        _record(3, 2, ["1"] * 10),
+        _record(4, 2, ["Zebra"] * 10, "what is", "other"),
+    ]
+    # Counts of the normalised answers: "1" 10, "zebra" 10, "2" 9 ("2" + "two"), "yes" 8, "no" 2, "3" 1.
+    vocabulary = pipeline.build_answer_vocabulary(records, max_answers=4)
+    assert vocabulary == ["1", "zebra", "2", "yes"]
+    index = {answer: k for k, answer in enumerate(vocabulary)}
+    indices, values = pipeline.answer_targets(records, index, soft=True)
+    dense = np.zeros((4, 4), np.float32)
+    for row in range(4):
+        np.add.at(dense[row], indices[row], values[row])
+    # Question 1: "2" scores 1.0, "3" scores 0.3 but is not in the vocabulary → all mass on "2".
+    # Question 2: "yes" 1.0 and "no" 0.6, "no" out of vocabulary → [0, 0, 0, 1].
+    np.testing.assert_allclose(dense, [[0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 0]], atol=1e-6)
+    # Both "yes" (score 1.0) and "no" (0.6) in the vocabulary: normalised to 1/1.6 and 0.6/1.6.
+    indices, values = pipeline.answer_targets(records[1:2], {"yes": 0, "no": 1}, soft=True)
+    np.testing.assert_allclose(values[0][indices[0] == 0].sum(), 0.625)
+    np.testing.assert_allclose(values[0][(indices[0] == 1) & (values[0] > 0)], [0.375])
+    indices, values = pipeline.answer_targets(records[:2], {"2": 0, "no": 1}, soft=False)
+    assert values[0].sum() == 1.0 and values[1].sum() == 0.0  # top answer "yes" not in this vocabulary: no target
+    prior, fallback = pipeline.question_type_prior(records)
+    assert prior == {"how many": "1", "is the": "yes", "what is": "zebra"} and fallback == "1"
+
+
+def test_split_by_image_keeps_images_whole():
+    records = [_record(k, k // 3, ["1"] * 10) for k in range(60)]
+    rest, held = pipeline.split_by_image(records, 0.25, seed=0)
+    assert len(held) == 15 and len(rest) == 45
+    assert not {r.image_id for r in rest} & {r.image_id for r in held}
+
+
+def test_model_round_trips_through_a_keras_file(tmp_path):
+    import keras
+
+    from tasks.vqa import model as vqa_model
+
+    config = Config.from_preset("tiny", ["image_features=end_to_end"])  # pixels in, the CNN inside the model
+    model = vqa_model.build_model(config, question_vocabulary_size=20, num_answers=7)
+    model.get_layer("strided_cnn").get_layer("conv1_norm")
+    for name in ("word_embedding", "question_lstm_1", "question_lstm_2", "image_l2_norm", "fusion", "answers"):
+        model.get_layer(name)
+    inputs = {
+        "image": np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32"),
+        "question_tokens": np.array([[2, 3, 4] + [0] * 11, [5] * 14, [1, 0] + [0] * 12], "int32"),
+    }
+    expected = model.predict(inputs, verbose=0)
+    assert expected.shape == (3, 7)
+    np.testing.assert_allclose(expected.sum(axis=1), 1.0, rtol=1e-5)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(reloaded.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    cached_config = Config.from_preset("tiny", ["image_features=cached", "encoder=small_cnn"])
+    cached = vqa_model.build_model(cached_config, 20, 7, image_feature_dim=48)
+    assert cached.input["image"].shape == (None, 48)
+    with pytest.raises(ValueError, match="needs image_feature_dim"):
+        vqa_model.build_model(cached_config, 20, 7)
+
+
+def test_score_errors(tmp_path):
+    task = VQATask(Config())
+    questions = FIXTURES / "v2_OpenEnded_mscoco_val2017_questions.json"
+    annotations = FIXTURES / "v2_mscoco_val2017_annotations.json"
+    ids = [q["question_id"] for q in json.loads(questions.read_text())["questions"]]
+    predictions = tmp_path / "results.json"
+    predictions.write_text(json.dumps([{"question_id": q, "answer": "yes"} for q in ids[3:]] + [{"question_id": 5, "answer": "no"}]))
+    arguments = {"questions": questions, "annotations": annotations, "predictions": predictions}
+    with pytest.raises(TaskError, match=r"3 annotated question ids have no prediction \(e\.g\. \[22192000, 22192001, 22192002\]\); "
+                                        r"1 predicted question ids are not in the annotations \(e\.g\. \[5\]\)"):  # fmt: skip
+        task.score(arguments)
+    predictions.write_text(json.dumps([{"question_id": q, "answer": "yes"} for q in ids]))
+    result = task.score(arguments)
+    assert set(result) == {"overall", "perAnswerType", "perQuestionType"}
+    # "yes" is right on the fixture's yes/no questions except the "no" ones: known answers.
+    assert result["perQuestionType"]["is it"] == pytest.approx(100.0)
+    assert result["perAnswerType"]["other"] == 0.0
+    subset = tmp_path / "questions.json"
+    subset.write_text(json.dumps({"questions": json.loads(questions.read_text())["questions"][1:]}))
+    with pytest.raises(TaskError, match=r"1 annotations without question \(e\.g\. \[22192000\]\)"):
+        task.score({**arguments, "questions": subset})
+
+
+def test_predict_input_errors(tmp_path):
+    task = VQATask(Config())
+    with pytest.raises(TaskError, match="pairs IMAGE QUESTION; received 3 inputs"):
+        task.predict(tmp_path, ["a.jpg", "what?", "b.jpg"])
+    with pytest.raises(TaskError, match="not an exported SavedModel folder"):
+        task.predict(tmp_path, ["a.jpg", "what?"])
+
+
+def test_tiny_run_predict_and_score_end_to_end(tmp_path):
+    workdir = tmp_path / "run"
+    completed = run_cli("vqa", "--preset", "tiny", "--workdir", str(workdir))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((workdir / "results.json").read_text())
+    metrics = results["metrics"]
+    assert results["primary_metric"] == "vqa_accuracy"
+    assert 0.0 <= metrics["vqa_accuracy"] <= 100.0
+    assert metrics["vqa_accuracy"] == metrics["model"]["overall"]
+    for name in ("model", "baseline_always_yes", "baseline_question_type_prior"):
+        assert set(metrics[name]["perAnswerType"]) == {"yes/no", "number", "other"}
+    assert metrics["baseline_always_yes"]["perAnswerType"]["number"] == 0.0
+    assert results["data"]["questions"] == {"train": 162, "validation": 18, "test": 60}
+    assert results["export"]["endpoints"]["answer"] == [[2], [2], [2]]
+
+    # The results file is in the official format and `score` reproduces the model's numbers.
+    files = results["data"]["test_files"]
+    scored = run_cli("vqa", "score", "--questions", files["questions"], "--annotations", files["annotations"],
+                     "--predictions", metrics["results_file"])  # fmt: skip
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    rescored = json.loads(scored.stdout)
+    assert rescored["overall"] == pytest.approx(metrics["model"]["overall"])
+    for key in ("perAnswerType", "perQuestionType"):
+        assert rescored[key] == pytest.approx(metrics["model"][key])
+
+    image = next((workdir / "data" / "val2014").glob("*.jpg"))
+    predicted = run_cli("vqa", "predict", "--model", str(workdir / "export"), str(image), "how many circles are there?")
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    (line,) = predicted.stdout.strip().splitlines()
+    answer = json.loads(line)
+    assert answer["question"] == "how many circles are there?" and answer["image"] == str(image)
+    assert isinstance(answer["answer"], str) and answer["answer"] and 0.0 < answer["score"] <= 1.0
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(image.read_bytes()[:100])
+    failed = run_cli("vqa", "predict", "--model", str(workdir / "export"), str(broken), "what?")
+    assert failed.returncode == 2 and "corrupt or truncated" in failed.stderr
+
+    # The endpoint itself answers the good image and reports the bad one instead of failing the batch.
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(workdir / "export"))
+    outputs = loaded.answer(tf.constant([image.read_bytes(), broken.read_bytes()]), tf.constant(["how many circles are there?"] * 2))
+    assert outputs["answer"][0].numpy().decode() == answer["answer"]
+    assert outputs["answer"][1].numpy() == b"" and b"truncated" in outputs["problem"][1].numpy()
+
+
+@pytest.mark.real_data
+def test_real_coco_photos_in_process(shared_data, tmp_path):
+    """The reader, the shared cached feature extractor and the exported `answer` model on real photos."""
+    import tensorflow as tf
+
+    from common import images as common_images
+    from common import training
+
+    images = shared_data / "coco_mini" / "val2017"
+    config = Config.from_preset(
+        "tiny", ["image_features=cached", "encoder=small_cnn", "image_size=48", "epochs=1", f"image_dir={images}"]
+    )
+    training.setup(config)
+    task = VQATask(config)
+    data = task.load_data(FIXTURES, tmp_path)
+    assert sum(data.info["questions"].values()) == 24 and data.info["image_feature_dim"] == 32
+    assert data.info["encoder_pretraining"] is None  # real data has no scene files
+    assert len(list((tmp_path / "features").rglob("*.npy"))) == 8  # one cached feature file per photo
+    model = task.build_model(data)
+    model.fit(data.train, epochs=1, verbose=0, shuffle=False)  # the dataset shuffles itself
+    metrics = task.evaluate(model, data, tmp_path)
+    assert 0.0 <= metrics["vqa_accuracy"] <= 100.0
+    task.export(model, data, tmp_path / "export")
+    loaded = tf.saved_model.load(str(tmp_path / "export"))
+    photo = common_images.read_image_bytes(images / "000000092660.jpg")
+    outputs = loaded.answer(tf.constant([photo]), tf.constant(["what food is this?"]))
+    assert outputs["answer"].shape == (1,) and outputs["answer"][0].numpy() in [a.encode() for a in data.extras["answers"]]
+    assert outputs["problem"][0].numpy() == b""
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_real_coco_photos_reader_cached_features_and_export(shared_data, tmp_path):
+    images = shared_data / "coco_mini" / "val2017"
+    workdir = tmp_path / "run"
+    completed = run_cli(
+        "vqa", "--preset", "tiny", "--data-dir", str(FIXTURES), "--workdir", str(workdir),
+        "--set", f"image_dir={images}", "--set", "image_features=cached", "--set", "encoder=small_cnn", "--set", "image_size=64",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["data"]["image_input"] == "cached" and results["data"]["image_feature_dim"] == 32
+    assert sum(results["data"]["questions"].values()) == 24
+    assert len(list((workdir / "features").rglob("*.npy"))) == 8  # one cached feature file per photo
+    photo = images / "000000092660.jpg"
+    predicted = run_cli("vqa", "predict", "--model", str(workdir / "export"), str(photo), "what food is this?")
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert json.loads(predicted.stdout)["answer"]
