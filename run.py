@@ -3,7 +3,7 @@
 
     python run.py --list
     python run.py TASK [run] [--preset tiny|default|paper] [--data-dir PATH] [--workdir DIR]
-                             [--set key=value ...] [--steps train,evaluate,export]
+                             [--set key=value ...] [--steps train,evaluate,export] [--download]
     python run.py TASK predict --model DIR INPUT [INPUT ...]
     python run.py TASK score --<file options the task names>
     python run.py TASK bench [--preset ...] [--data-dir PATH] [--workdir DIR]
@@ -69,6 +69,8 @@ def _parse_options(task_class, action: str, argv: list[str]) -> argparse.Namespa
         parser.add_argument("--data-dir", type=Path, default=None, help="real data file/folder; default: synthetic")
         parser.add_argument("--workdir", type=Path, default=None, help=f"default: runs/{task_class.name}")
         parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+        parser.add_argument("--download", action="store_true",
+                            help="let the task fetch its public dataset (into --data-dir, else WORKDIR/downloads)")
     if action == "run":
         parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated subset of train,evaluate,export")
     if action == "predict":
@@ -91,12 +93,15 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
     from common.io import atomic_write_json
 
     config = task_class.Config.from_preset(options.preset, options.overrides)
-    if options.data_dir is not None and not options.data_dir.exists():
+    if options.download and not task_class.can_download:
+        raise UsageError(f"Task {task_class.name!r} cannot download its dataset; pass --data-dir with local files")
+    if options.data_dir is not None and not options.data_dir.exists() and not options.download:
         raise UsageError(f"--data-dir {str(options.data_dir)!r} does not exist")
     workdir = (options.workdir or Path("runs") / task_class.name).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     training.setup(config)
     task = task_class(config)
+    task.download = options.download
 
     if action == "bench":
         results = task.bench(options.data_dir, workdir)

@@ -54,6 +54,9 @@ class Task:
     primary_metric: ClassVar[str]  # key in evaluate()'s dict that results tables lead with
     higher_is_better: ClassVar[bool] = True
     score_arguments: ClassVar[tuple[str, ...]] = ()  # e.g. ("annotations", "predictions")
+    # True when load_data can fetch the dataset itself. It does so only when run.py sets
+    # ``task.download = True`` (the user passed --download); otherwise nothing is ever downloaded.
+    can_download: ClassVar[bool] = False
     # Packages whose versions results.json records besides tensorflow/keras/numpy.
     extra_packages: ClassVar[tuple[str, ...]] = ()
 
@@ -61,6 +64,7 @@ class Task:
         if not isinstance(config, self.Config):
             raise TypeError(f"{type(self).__name__} expects a {self.Config.__name__}, got {type(config).__name__}")
         self.config = config
+        self.download = False  # set by run.py --download; see can_download
 
     # --- the four steps -------------------------------------------------------------------------
     def load_data(self, data_dir: Path | None, workdir: Path) -> TaskData:

@@ -214,6 +214,26 @@ def _find_tfds_version_dir(path: Path) -> Path | None:
     return max(set(candidates), key=version)
 
 
+def download_tfds_imdb(data_dir: str | Path) -> Path:
+    """Downloads and prepares tensorflow-datasets' imdb_reviews into ``data_dir`` (needs network).
+
+    Called only when the user asked for it (run.py --download). Returns ``data_dir``, which
+    ``read_tfds`` then reads like any local tfds data dir.
+    """
+    import tensorflow_datasets as tfds
+
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        tfds.builder("imdb_reviews/plain_text", data_dir=str(data_dir)).download_and_prepare()
+    except Exception as error:  # network and checksum failures come in many types
+        raise DataError(
+            f"Downloading imdb_reviews into {data_dir} failed ({type(error).__name__}: {error}); "
+            "download aclImdb_v1.tar.gz yourself and pass it with --data-dir"
+        ) from None
+    return data_dir
+
+
 def read_tfds(path: str | Path) -> ReviewCorpus:
     """Reads a tensorflow-datasets ``imdb_reviews`` data dir that is already on disk (no download).
 

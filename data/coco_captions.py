@@ -10,11 +10,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import json
 import os
 from pathlib import Path
 
-from data import DataError
+from data import DataError, read_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,14 +24,7 @@ class CaptionedImage:
 
 
 def _load_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise DataError(f"{what} {str(path)!r} does not exist")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{what} {str(path)!r} is not valid JSON: {error}") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{what} {str(path)!r} is not UTF-8 text: {error}") from None
+    payload = read_json(path, what)
     if not isinstance(payload, dict):
         raise DataError(f"{what} {str(path)!r}: expected a JSON object at the top level, got a {type(payload).__name__}")
     return payload

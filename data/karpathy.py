@@ -8,11 +8,10 @@ val and 5,000 test images for COCO) trains on "train" + "restval".
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from data import DataError
+from data import DataError, read_json
 from data.coco_captions import CaptionedImage
 
 SPLIT_NAMES = {"train": "train", "restval": "train", "val": "validation", "test": "test"}
@@ -24,12 +23,7 @@ def read_karpathy_split(
     """{"train", "validation", "test"} → records; image path = image_root / filepath / filename."""
     path = Path(path)
     image_root = Path(image_root)
-    if not path.is_file():
-        raise DataError(f"Karpathy split file {str(path)!r} does not exist")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"Karpathy split file {str(path)!r} is not valid JSON: {error}") from None
+    payload = read_json(path, "Karpathy split file")
     if not isinstance(payload, dict) or not isinstance(payload.get("images"), list):
         raise DataError(f"Karpathy split file {str(path)!r}: expected an object with an 'images' list")
     splits: dict[str, list[CaptionedImage]] = {"train": [], "validation": [], "test": []}

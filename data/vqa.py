@@ -17,11 +17,10 @@ or ``<dir>/Images/mscoco/<split>``. Every problem raises ``data.DataError`` nami
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
-from data import DataError
+from data import DataError, read_json
 
 QUESTION_FILE_PATTERNS = ("v2_OpenEnded_mscoco_{split}_questions.json", "OpenEnded_mscoco_{split}_questions.json")
 ANNOTATION_FILE_PATTERNS = ("v2_mscoco_{split}_annotations.json", "mscoco_{split}_annotations.json")
@@ -43,15 +42,7 @@ class VQARecord:
 
 
 def _load_json(path: Path) -> Any:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error})") from None
+    return read_json(path, "VQA file")
 
 
 def _field(entry: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:

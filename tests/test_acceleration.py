@@ -192,7 +192,7 @@ def test_run_py_end_to_end_then_predict(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((workdir / "results.json").read_text())
     metrics = results["metrics"]
-    for name in ("lstm", "persistence", "mean", "ridge_ar"):
+    for name in ("lstm", "persistence", "mean", "ridge_ar", "ridge_ar_window"):
         assert {"mse", "rmse", "nmse"} <= set(metrics["models"][name])
     assert metrics["mse_ratio_vs_persistence"] == pytest.approx(
         metrics["models"]["lstm"]["mse"] / metrics["models"]["persistence"]["mse"]

@@ -25,6 +25,7 @@ def test_list_names_every_task_with_a_description():
         (("acceleration", "--data-dir", "/no/such/file.npz"), "does not exist"),
         (("acceleration", "--steps", "train,deploy"), "--steps 'train,deploy'"),
         (("acceleration", "score"), "no official results format"),
+        (("acceleration", "--download"), "cannot download its dataset"),
     ],
 )
 def test_usage_errors_print_one_line_and_exit_2(arguments, fragment, tmp_path):

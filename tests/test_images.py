@@ -238,3 +238,19 @@ def test_cached_features_computes_once_and_recomputes_changed_images(tmp_path):
 def test_cached_features_needs_paths(tmp_path):
     with pytest.raises(ValueError, match="no image paths"):
         images.cached_features(images.build_encoder("small_cnn", 16, feature_dim=4), "k", [], tmp_path)
+
+
+def test_keras_application_encoder_loads_a_local_notop_weights_file(tmp_path, caplog):
+    # Stands in for an ImageNet "*_notop" file: the backbone alone, as keras.applications builds it.
+    backbone = keras.applications.MobileNetV3Small(
+        include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg", include_preprocessing=True
+    )
+    path = tmp_path / "mobilenet_v3_small_notop.weights.h5"
+    backbone.save_weights(path)
+    batch = images.decode_images(tf.constant([_jpeg_bytes(0), _jpeg_bytes(1)]), 32)
+    expected = backbone(batch).numpy()
+    keras.utils.set_random_seed(7)
+    with caplog.at_level("WARNING"):
+        encoder = images.build_encoder("mobilenet_v3_small", 32, weights_path=str(path))
+    assert "RANDOM" not in caplog.text
+    np.testing.assert_allclose(encoder(batch).numpy(), expected, rtol=1e-4, atol=1e-5)

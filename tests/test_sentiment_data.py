@@ -335,3 +335,46 @@ def test_review_spec_rejects_bad_values():
         synthetic.ReviewSpec(min_words=50, max_words=40)
     with pytest.raises(ValueError, match="label_noise"):
         synthetic.ReviewSpec(label_noise=0.5)
+
+
+def test_download_happens_only_when_asked_and_is_read_back(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    from tasks.sentiment.config import Config
+    from tasks.sentiment.task import SentimentTask
+
+    calls = []
+
+    class FakeBuilder:  # stands in for the network: writes what tfds would have prepared
+        def __init__(self, name, data_dir):
+            calls.append((name, data_dir))
+            self.data_dir = Path(data_dir)
+
+        def download_and_prepare(self):
+            reviews = {split: {"neg": [f"a dull film number {i}" for i in range(20)],
+                               "pos": [f"a wonderful film number {i}" for i in range(20)]} for split in ("train", "test")}
+            write_tfds_imdb_reviews(self.data_dir, reviews)
+
+    monkeypatch.setattr(tfds, "builder", FakeBuilder)
+    task = SentimentTask(Config.from_preset("tiny"))
+    task.load_data(None, tmp_path / "synthetic")  # the default: no download
+    assert calls == []
+    task.download = True
+    data = task.load_data(None, tmp_path / "work")
+    assert calls == [("imdb_reviews/plain_text", str(tmp_path / "work" / "downloads"))]
+    assert data.info["source"] == "tfds imdb_reviews (downloaded)"
+
+
+def test_a_failed_download_is_a_clear_error(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    class Offline:
+        def __init__(self, name, data_dir):
+            pass
+
+        def download_and_prepare(self):
+            raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(tfds, "builder", Offline)
+    with pytest.raises(DataError, match="Downloading imdb_reviews into .* failed .*no route to host.*--data-dir"):
+        aclimdb.download_tfds_imdb(tmp_path)

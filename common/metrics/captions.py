@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 import os
 import re
@@ -182,15 +181,10 @@ def nltk_corpus_bleu(gts: Mapping[int, list[str]], res: Mapping[int, list[str]])
 
 def read_results_file(path: str | os.PathLike) -> dict[int, str]:
     """Reads a COCO caption results file ``[{"image_id": int, "caption": str}, ...]`` → {image_id: caption}."""
-    from data import DataError
+    from data import DataError, read_json
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Predictions file {str(path)!r} does not exist")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"Predictions file {str(path)!r} is not valid JSON: {error}") from None
+    payload = read_json(path, "Predictions file")
     if not isinstance(payload, list):
         raise DataError(
             f"Predictions file {str(path)!r}: expected a JSON list of {{\"image_id\", \"caption\"}} objects "

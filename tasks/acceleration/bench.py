@@ -27,18 +27,6 @@ logger = logging.getLogger(__name__)
 EPOCHS = 4  # the first is warm-up; steps/s is measured over the other three
 
 
-class _Timer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.start)
-
-
 def _steps_per_second(seconds: list[float], steps: int) -> float:
     return steps / float(np.mean(seconds[1:]))
 
@@ -63,7 +51,7 @@ def run(task, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
     # 2. The suite: common.training.fit with every callback (checkpoints, backup, CSV, TensorBoard).
     keras.utils.set_random_seed(config.seed)
     model = task.build_model(data)
-    timer = _Timer()
+    timer = training.EpochTimer()
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         training.fit(model, data.train, data.validation, config, Path(scratch), extra_callbacks=[timer])
     suite_steps_per_second = _steps_per_second(timer.seconds, steps)
@@ -71,7 +59,7 @@ def run(task, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
     # 3. Plain Keras: the same model on the same examples as in-memory arrays, no callbacks, no validation.
     keras.utils.set_random_seed(config.seed)
     plain = task.build_model(data)
-    timer = _Timer()
+    timer = training.EpochTimer()
     plain.fit(
         train_inputs.reshape(-1, WINDOW_STEPS, STEP_SAMPLES), train_targets, batch_size=config.batch_size,
         epochs=EPOCHS, shuffle=True, callbacks=[timer], verbose=0,

@@ -55,6 +55,7 @@ class SentimentTask(Task):
     primary_metric = "accuracy"
     higher_is_better = True
     extra_packages = ("scipy", "tensorflow-datasets")
+    can_download = True  # --download fetches tfds imdb_reviews (the only network access in the suite)
 
     # --- data -----------------------------------------------------------------------------------
     def _synthetic_spec(self) -> synthetic_reviews.ReviewSpec:
@@ -67,7 +68,11 @@ class SentimentTask(Task):
 
     def load_data(self, data_dir: Path | None, workdir: Path) -> TaskData:
         config = self.config
-        if data_dir is None:
+        if self.download:
+            target = aclimdb.download_tfds_imdb(data_dir if data_dir is not None else Path(workdir) / "downloads")
+            corpus = aclimdb.read_tfds(target)
+            source = "tfds imdb_reviews (downloaded)"
+        elif data_dir is None:
             folder = synthetic_reviews.write_aclimdb(Path(workdir) / "data", self._synthetic_spec())
             corpus = aclimdb.read_aclimdb_folder(folder)
             source = "synthetic"
