@@ -224,12 +224,16 @@ def fit(
     monitor: str = "val_loss",
     mode: str = "min",
     extra_callbacks: list | None = None,
+    initial_candidate: bool = False,
 ) -> dict[str, Any]:
     """Trains ``model`` with the suite's callbacks; returns history and timing for results.json.
 
     Re-running with the same WORKDIR after a crash resumes from the last finished epoch. After a
     successful run the model holds the best weights seen (EarlyStopping restores them, or they are
     reloaded from the best checkpoint when training ran to the last epoch).
+
+    initial_candidate: score the model before any training and keep it as "epoch 0" of the
+    best-checkpoint race (for a warm-started model that training must improve on, not replace).
     """
     workdir = Path(workdir)
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
@@ -243,6 +247,17 @@ def fit(
         train = _even_batches(train, config.batch_size, replicas)
         validation = _even_batches(validation, config.batch_size, replicas)
     resumed = _prepare_run_state(workdir, config)
+    initial = None
+    if initial_candidate and not resumed:
+        scores = model.evaluate(validation, return_dict=True, verbose=0)
+        key = monitor[len("val_"):] if monitor.startswith("val_") else monitor
+        if key not in scores:
+            raise KeyError(f"initial_candidate monitors {monitor!r}, but evaluate() returned only {sorted(scores)}")
+        initial = float(scores[key])
+        with atomic_path(workdir / "checkpoints" / "best.keras", suffix=".keras") as temporary:
+            model.save(temporary)
+        atomic_write_json(workdir / "checkpoints" / "best.json", {"monitor": monitor, "value": initial, "epoch": 0})
+        logger.info("Initial model: %s = %.6g (kept as the best until an epoch beats it)", monitor, initial)
     timer = EpochTimer()
     callbacks = default_callbacks(config, workdir, monitor, mode) + [timer] + list(extra_callbacks or [])
     start = time.perf_counter()
@@ -261,6 +276,7 @@ def fit(
     epochs_run = len(history.history.get("loss", []))
     return {
         "resumed": resumed,
+        "initial_" + monitor: initial,
         "epochs_run_this_process": epochs_run,
         "best_" + monitor: checkpoint.best,
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},

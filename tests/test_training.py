@@ -70,6 +70,31 @@ def test_a_killed_run_with_a_changed_config_starts_afresh(tmp_path):
     assert (tmp_path / "logs" / "training.previous.csv").exists()
 
 
+def test_an_initial_candidate_is_kept_when_no_epoch_beats_it(tmp_path):
+    import keras
+    import numpy as np
+
+    from common import pipelines, training
+    from common.config import BaseConfig
+
+    config = BaseConfig.from_preset("default", {"epochs": 2, "tensorboard": False,
+                                                "early_stopping_patience": 0})
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = x @ np.array([1.0, 2.0, -1.0], "float32") + 0.1 * rng.normal(size=64).astype("float32")
+    data = pipelines.from_arrays(x, y, 16, shuffle=True, seed=0)
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.get_layer(index=1).set_weights([np.array([[1.0], [2.0], [-1.0]], "float32"), np.zeros(1, "float32")])
+    # A step size far beyond stability: every epoch ends worse than the (near-optimal) start.
+    training.compile_model(model, config, loss="mse", optimizer=keras.optimizers.SGD(learning_rate=5.0))
+    summary = training.fit(model, data, data, config, tmp_path, initial_candidate=True)
+    assert summary["initial_val_loss"] < 0.02
+    assert min(summary["history"]["val_loss"]) > summary["initial_val_loss"]  # training only made it worse
+    np.testing.assert_allclose(model.get_layer(index=1).get_weights()[0].ravel(), [1.0, 2.0, -1.0], atol=1e-6)
+    assert json.loads((tmp_path / "checkpoints" / "best.json").read_text())["epoch"] == 0
+
+
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     result = run_cli(
         "acceleration", "--preset", "tiny", "--workdir", str(tmp_path), "--steps", "train,evaluate",

@@ -110,6 +110,15 @@ class AccelerationTask(Task):
             logger.info("linear path warm-started at the ridge solution (median alpha %g)", ridge.alpha)
         return model
 
+    def fit(self, model, data: TaskData, workdir: Path) -> dict[str, Any]:
+        from common import training
+
+        # The warm-started model (the ridge predictor) competes as "epoch 0": the LSTM's
+        # contribution is kept only if some epoch beats the linear model on validation.
+        return training.fit(
+            model, data.train, data.validation, self.config, workdir, initial_candidate=self.config.linear_skip
+        )
+
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self, model, data: TaskData, workdir: Path) -> dict[str, Any]:
         config = self.config
