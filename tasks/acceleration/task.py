@@ -275,7 +275,10 @@ class AccelerationTask(Task):
         results = []
         for item in inputs:
             path, _, key = item.partition("#")
-            signal = read_signal(path, key=key or None, column=key or None)
+            try:
+                signal = read_signal(path, key=key or None, column=key or None)
+            except DataError as error:
+                raise DataError(f"{error} (for predict, name it in the input: PATH#NAME)") from None
             if len(signal) < WINDOW_SAMPLES:
                 raise DataError(f"{path}: {len(signal)} samples; predicting needs the last {WINDOW_SAMPLES}")
             window = signal[-WINDOW_SAMPLES:].astype(np.float32)[None]
