@@ -280,3 +280,8 @@ def test_warm_start_makes_the_untrained_model_the_ridge_predictor():
     inputs, _ = pipeline.windows(splits.test)
     untrained = model.predict(inputs.reshape(-1, 25, 100), verbose=0)
     np.testing.assert_allclose(untrained, ridge.predict(inputs), atol=1e-3)  # the LSTM head starts at zero
+
+
+def test_the_linear_path_can_be_frozen():
+    model = model_lib.build_model(Config.from_preset("default", ["linear_skip_trainable=false"]), mean=0.0, std=1.0)
+    assert not model.get_layer("linear_ar").trainable and model.get_layer("lstm_1").trainable

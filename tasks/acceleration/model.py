@@ -30,10 +30,12 @@ def build_model(config: Config, mean: float, std: float) -> keras.Model:
     x = keras.layers.Dense(units=HORIZON, dtype="float32", name="next_samples_standardised")(x)
     if config.linear_skip:
         flat = keras.layers.Flatten(name="window_flat")(standardised)
-        linear = keras.layers.Dense(
+        linear_layer = keras.layers.Dense(
             units=HORIZON, dtype="float32", name="linear_ar",
             kernel_regularizer=keras.regularizers.L2(config.linear_skip_l2),
-        )(flat)
+        )
+        linear_layer.trainable = config.linear_skip_trainable
+        linear = linear_layer(flat)
         x = keras.layers.Add(dtype="float32", name="lstm_plus_linear")([x, linear])
     outputs = keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name="next_samples")(x)
     model = keras.Model(inputs, outputs, name="acceleration_lstm")
