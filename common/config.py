@@ -64,6 +64,17 @@ def parse_value(text: str, annotation: Any, key: str) -> Any:
     return _parse_scalar(text, annotation, key)
 
 
+def check_split_fractions(validation_fraction: float, test_fraction: float) -> None:
+    """Validation and test fractions in (0, 1) that leave at least 10% of the data for training."""
+    if not 0 < validation_fraction < 1 or not 0 < test_fraction < 1:
+        raise ConfigError(f"validation_fraction={validation_fraction} and test_fraction={test_fraction} must be in (0, 1)")
+    if validation_fraction + test_fraction >= 0.9:
+        raise ConfigError(
+            f"validation_fraction + test_fraction = {validation_fraction + test_fraction:g} must leave at least "
+            "10% of the data for training"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class BaseConfig:
     """Options shared by every task. Subclasses add task fields with benchmark defaults."""

@@ -105,16 +105,20 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
     def _improved(self, value: float) -> bool:
         return value < self.best if self.mode == "min" else value > self.best
 
+    def save_best(self, model: keras.Model, value: float, epoch: int) -> None:
+        """Writes ``model`` as the best so far (model first, then its JSON record; both atomic)."""
+        self.best = value
+        with atomic_path(self.path, suffix=".keras") as temporary:
+            model.save(temporary)
+        atomic_write_json(self.state_path, {"monitor": self.monitor, "value": value, "epoch": epoch})
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.monitor not in logs:
             raise KeyError(f"Checkpoint monitors {self.monitor!r}, but the epoch logs have only {sorted(logs)}")
         value = float(logs[self.monitor])
         if math.isfinite(value) and self._improved(value):
-            self.best = value
-            with atomic_path(self.path, suffix=".keras") as temporary:
-                self.model.save(temporary)
-            atomic_write_json(self.state_path, {"monitor": self.monitor, "value": value, "epoch": epoch + 1})
+            self.save_best(self.model, value, epoch + 1)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -129,12 +133,16 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+def best_checkpoint_path(workdir: Path) -> Path:
+    return Path(workdir) / "checkpoints" / "best.keras"
+
+
 def default_callbacks(config: BaseConfig, workdir: Path, monitor: str = "val_loss", mode: str = "min") -> list:
     workdir = Path(workdir)
     callbacks: list = [
         # First, so that a kill in a later callback still finds this epoch backed up.
         keras.callbacks.BackupAndRestore(backup_dir=str(workdir / "backup"), double_checkpoint=True),
-        AtomicBestCheckpoint(workdir / "checkpoints" / "best.keras", monitor=monitor, mode=mode),
+        AtomicBestCheckpoint(best_checkpoint_path(workdir), monitor=monitor, mode=mode),
         keras.callbacks.CSVLogger(str(workdir / "logs" / "training.csv"), append=True),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -187,7 +195,8 @@ def _prepare_run_state(workdir: Path, config: BaseConfig) -> bool:
     if resumable:
         logger.info("Resuming the interrupted run in %s", workdir)
     else:
-        for stale in (workdir / "checkpoints" / "best.keras", workdir / "checkpoints" / "best.json"):
+        best = best_checkpoint_path(workdir)
+        for stale in (best, best.with_suffix(".json")):
             stale.unlink(missing_ok=True)
         log = workdir / "logs" / "training.csv"
         if log.exists():
@@ -247,6 +256,9 @@ def fit(
         train = _even_batches(train, config.batch_size, replicas)
         validation = _even_batches(validation, config.batch_size, replicas)
     resumed = _prepare_run_state(workdir, config)
+    timer = EpochTimer()
+    callbacks = default_callbacks(config, workdir, monitor, mode) + [timer] + list(extra_callbacks or [])
+    checkpoint = next(c for c in callbacks if isinstance(c, AtomicBestCheckpoint))
     initial = None
     if initial_candidate and not resumed:
         scores = model.evaluate(validation, return_dict=True, verbose=0)
@@ -254,12 +266,8 @@ def fit(
         if key not in scores:
             raise KeyError(f"initial_candidate monitors {monitor!r}, but evaluate() returned only {sorted(scores)}")
         initial = float(scores[key])
-        with atomic_path(workdir / "checkpoints" / "best.keras", suffix=".keras") as temporary:
-            model.save(temporary)
-        atomic_write_json(workdir / "checkpoints" / "best.json", {"monitor": monitor, "value": initial, "epoch": 0})
+        checkpoint.save_best(model, initial, epoch=0)
         logger.info("Initial model: %s = %.6g (kept as the best until an epoch beats it)", monitor, initial)
-    timer = EpochTimer()
-    callbacks = default_callbacks(config, workdir, monitor, mode) + [timer] + list(extra_callbacks or [])
     start = time.perf_counter()
     # shuffle=False: the tf.data pipelines shuffle examples themselves (before batching).
     history = model.fit(
@@ -267,8 +275,7 @@ def fit(
         verbose=verbosity(config), shuffle=False,
     )
     seconds = time.perf_counter() - start
-    best_path = workdir / "checkpoints" / "best.keras"
-    checkpoint = next(c for c in callbacks if isinstance(c, AtomicBestCheckpoint))
+    best_path = best_checkpoint_path(workdir)
     if best_path.exists():
         # The best epoch may predate a resume, so restore from disk rather than from memory.
         best = keras.saving.load_model(best_path, compile=False)
@@ -286,7 +293,7 @@ def fit(
 
 
 def load_best(workdir: Path) -> keras.Model:
-    path = Path(workdir) / "checkpoints" / "best.keras"
+    path = best_checkpoint_path(workdir)
     if not path.exists():
         raise FileNotFoundError(f"No trained model at {path}; run the 'train' step first")
     return keras.saving.load_model(path)

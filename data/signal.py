@@ -77,10 +77,15 @@ def _read_npz(path: Path, key: str | None) -> np.ndarray:
     except Exception as error:
         raise DataError(f"{path}: not a readable .npz archive ({error})") from None
     with archive:
-        # Scalars stored beside the signal (e.g. sample_rate) are metadata, not candidates.
-        candidates = [n for n in archive.files if archive[n].size > 1] or list(archive.files)
-        name = _pick(candidates if key is None else list(archive.files), key, path, "signal_key")
-        return _as_vector(archive[name], path, f"array {name!r}")
+        if key is not None:
+            name = _pick(list(archive.files), key, path, "signal_key")
+            return _as_vector(archive[name], path, f"array {name!r}")
+        # Without a key every array must be read to tell the signal from metadata: read each once.
+        arrays = {n: archive[n] for n in archive.files}
+    # Scalars stored beside the signal (e.g. sample_rate) are metadata, not candidates.
+    candidates = [n for n, a in arrays.items() if a.size > 1] or list(arrays)
+    name = _pick(candidates, None, path, "signal_key")
+    return _as_vector(arrays[name], path, f"array {name!r}")
 
 
 def _read_npy(path: Path) -> np.ndarray:

@@ -274,9 +274,10 @@ def test_warm_start_makes_the_untrained_model_the_ridge_predictor():
     splits = pipeline.split_by_time(signal, Config())
     mean, std = float(splits.train.mean()), float(splits.train.std())
     model = model_lib.build_model(Config(), mean=mean, std=std)
-    ridge = model_lib.warm_start_linear_path(
-        model, pipeline.windows(splits.train, 50), pipeline.windows(splits.validation), mean, std
+    ridge = model_lib.RidgeAutoregression(WINDOW_SAMPLES, mean, std).fit(
+        pipeline.windows(splits.train, 50), pipeline.windows(splits.validation)
     )
+    model_lib.warm_start_linear_path(model, ridge)
     inputs, _ = pipeline.windows(splits.test)
     untrained = model.predict(inputs.reshape(-1, 25, 100), verbose=0)
     np.testing.assert_allclose(untrained, ridge.predict(inputs), atol=1e-3)  # the LSTM head starts at zero

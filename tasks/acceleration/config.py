@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Optional
 
-from common.config import BaseConfig, ConfigError
+from common.config import BaseConfig, ConfigError, check_split_fractions
 
 # The problem's shape is fixed by the lecture's model, so it is not a config field:
 # the input is 25 steps of 100 consecutive samples (2,500 samples) and the target the next 100.
@@ -57,10 +57,7 @@ class Config(BaseConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 < self.validation_fraction < 1 or not 0 < self.test_fraction < 1:
-            raise ConfigError("validation_fraction and test_fraction must be in (0, 1)")
-        if self.validation_fraction + self.test_fraction >= 0.9:
-            raise ConfigError("validation_fraction + test_fraction must leave at least 10% for training")
+        check_split_fractions(self.validation_fraction, self.test_fraction)
         if self.stride < 1:
             raise ConfigError(f"stride={self.stride} must be at least 1")
         if not 1 <= self.ridge_order <= WINDOW_SAMPLES:

@@ -100,21 +100,21 @@ class RidgeAutoregression:
         return self._features(windows) @ self.weights * self.std + self.mean
 
 
-def warm_start_linear_path(model: keras.Model, train, validation, mean: float, std: float) -> RidgeAutoregression:
-    """Starts the ``linear_skip`` model at the ridge AR solution on the whole window.
+def warm_start_linear_path(model: keras.Model, ridge: RidgeAutoregression) -> None:
+    """Starts the ``linear_skip`` model at a fitted ridge AR on the whole 2,500-sample window.
 
     The linear path gets the closed-form ridge weights (fitted on training windows, strength
     chosen on validation) and the LSTM head starts at zero, so training starts from the linear
     predictor and the LSTM learns only the residual; early stopping on validation then keeps the
     LSTM's contribution only where it helps.
     """
-    ridge = RidgeAutoregression(WINDOW_SAMPLES, mean, std).fit(train, validation)
+    if ridge.order != WINDOW_SAMPLES:
+        raise ValueError(f"the linear path reads the whole window: expected a ridge of order {WINDOW_SAMPLES}, got {ridge.order}")
     model.get_layer("linear_ar").set_weights(
         [ridge.weights[:-1].astype(np.float32), ridge.weights[-1].astype(np.float32)]
     )
     head = model.get_layer("next_samples_standardised")
     head.set_weights([np.zeros_like(weight) for weight in head.get_weights()])
-    return ridge
 
 
 # --- Recursive multi-window generation ---------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from common.config import BaseConfig, ConfigError
+from common.config import BaseConfig, ConfigError, check_split_fractions
 from common.layers import SCORES
 from data.pairs import DIRECTIONS
 
@@ -58,10 +58,7 @@ class Config(BaseConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 < self.validation_fraction < 1 or not 0 < self.test_fraction < 1:
-            raise ConfigError("validation_fraction and test_fraction must be in (0, 1)")
-        if self.validation_fraction + self.test_fraction >= 0.9:
-            raise ConfigError("validation_fraction + test_fraction must leave at least 10% for training")
+        check_split_fractions(self.validation_fraction, self.test_fraction)
         for key in ("max_source_tokens", "max_target_tokens", "embedding_dim", "units", "beam_width",
                     "synthetic_pairs", "decode_batch_size", "bench_sentences", "min_count"):
             if getattr(self, key) < 1:

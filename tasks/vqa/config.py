@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from common.config import BaseConfig, ConfigError
+from common.config import BaseConfig, ConfigError, check_split_fractions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +72,7 @@ class Config(BaseConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 < self.validation_fraction < 1 or not 0 < self.test_fraction < 1:
-            raise ConfigError(
-                f"validation_fraction={self.validation_fraction} and test_fraction={self.test_fraction} must be in (0, 1)"
-            )
-        if self.validation_fraction + self.test_fraction >= 0.9:
-            raise ConfigError("validation_fraction + test_fraction must leave at least 10% of the images for training")
+        check_split_fractions(self.validation_fraction, self.test_fraction)
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
         if not 0 <= self.answer_error_rate < 0.5:
