@@ -91,6 +91,8 @@ def _configure_logging() -> None:
 def _run(task_class, options: argparse.Namespace, action: str) -> dict:
     from common import export, report, training
     from common.io import atomic_write_json
+    from common.preprocessor import STATE_FILE as PREPROCESSOR_STATE
+    from common.preprocessor import preprocessor_dir
 
     config = task_class.Config.from_preset(options.preset, options.overrides)
     if options.download and not task_class.can_download:
@@ -98,6 +100,8 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
     if options.data_dir is not None and not options.data_dir.exists() and not options.download:
         raise UsageError(f"--data-dir {str(options.data_dir)!r} does not exist")
     workdir = (options.workdir or Path("runs") / task_class.name).resolve()
+    if workdir.exists() and not workdir.is_dir():
+        raise UsageError(f"--workdir {str(workdir)!r} is a file; expected a folder (new or from an earlier run)")
     workdir.mkdir(parents=True, exist_ok=True)
     training.setup(config)
     task = task_class(config)
@@ -132,13 +136,26 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
         "config": config.to_dict(),
         "data": data.info,
     }
+    preprocessor_folder = preprocessor_dir(workdir)
     if "train" in steps:
         start = time.perf_counter()
+        # Resume an interrupted run with the preprocessor it was trained with; a fresh run fits
+        # one on the training split and saves it before any epoch, beside the checkpoints.
+        resumed = training.prepare_run(workdir, config)
+        if resumed and (preprocessor_folder / PREPROCESSOR_STATE).is_file():
+            preprocessor = task.Preprocessor.load(preprocessor_folder)
+            logging.getLogger("run").info("Resuming with the fitted preprocessor in %s", preprocessor_folder)
+        else:
+            preprocessor = task.Preprocessor.fit(task, data, workdir)
+            preprocessor.save(preprocessor_folder, facts={"config": config.to_dict(), "data": data.info})
+        seconds["fit_preprocessor"] = time.perf_counter() - start
+        start = time.perf_counter()
         with strategy.scope():
-            model = task.build_model(data)
-        results["training"] = task.fit(model, data, workdir)
+            model = task.build_model(data, preprocessor)
+        results["training"] = task.fit(model, data, preprocessor, workdir)
         seconds["train"] = time.perf_counter() - start
     else:
+        preprocessor = task.Preprocessor.load(preprocessor_folder)
         with strategy.scope():
             model = training.load_best(workdir)
         previous = _previous_results(workdir / "results.json")
@@ -147,14 +164,15 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
             results["training"] = {**previous["training"], "from_earlier_run": previous.get("date")}
     if "evaluate" in steps:
         start = time.perf_counter()
-        results["metrics"] = task.evaluate(model, data, workdir)
+        results["metrics"] = task.evaluate(model, data, preprocessor, workdir)
         seconds["evaluate"] = time.perf_counter() - start
     if "export" in steps:
         start = time.perf_counter()
-        export_dir = workdir / "export"
-        examples = task.export(model, data, export_dir)
-        check = export.check_in_fresh_process(export_dir, examples)
-        results["export"] = {"path": str(export_dir), "endpoints": {k: v["shapes"] for k, v in check.items()}}
+        results["export"] = export.export_task(task, model, preprocessor, data, workdir / "export")
+        # Inputs a user can try the exported model on at once (README's predict examples use them).
+        samples = task.write_samples(data, workdir / "samples")
+        results["export"]["predict_example"] = ["run.py", task.name, "predict", "--model", str(workdir / "export"),
+                                                *samples]
         seconds["export"] = time.perf_counter() - start
     results["seconds"] = seconds
     results["versions"] = report.versions(task.extra_packages)
@@ -163,9 +181,18 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
                           "replicas": strategy.num_replicas_in_sync}
     atomic_write_json(workdir / "results.json", results)
     if "metrics" in results:
-        print(report.format_table(results["metrics"], title=f"{task.name} ({options.preset}) → {workdir / 'results.json'}"))
+        title = f"{task.name} ({options.preset}) → {workdir / 'results.json'}"
+        print(report.format_summary(results["metrics"], task.higher_is_better, title=title))
     print(report.format_table({"seconds": seconds}))
+    if "export" in results:
+        print("try the exported model: python " + " ".join(_quoted(a) for a in results["export"]["predict_example"]))
     return results
+
+
+def _quoted(argument: str) -> str:
+    import shlex
+
+    return shlex.quote(argument)
 
 
 def _previous_results(path: Path) -> dict:
@@ -194,9 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         task_class = tasks.load_task(name)
         options = _parse_options(task_class, action, rest)
         if action == "predict":
+            from common import export
+
             task = task_class(task_class.Config())
-            for line in task.predict(options.model, options.inputs):
-                print(json.dumps(line))
+            for line in export.predict(task, options.model, options.inputs):
+                print(json.dumps(line, allow_nan=False))
             return 0
         if action == "score":
             task = task_class(task_class.Config())
@@ -210,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except Exception as error:  # user-facing errors from configs, readers and tasks
         from common.config import ConfigError
-        from common.task import TaskError
-        from data import DataError
+        from common.errors import DataError, TaskError
 
         if isinstance(error, (ConfigError, TaskError, DataError, FileNotFoundError, tasks.UnknownTaskError)):
             print(f"error: {error}", file=sys.stderr)

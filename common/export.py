@@ -1,4 +1,9 @@
-"""SavedModel export with named endpoints, and a reload check in a fresh Python process.
+"""SavedModel export with named endpoints, a reload check in a fresh Python process, and predict.
+
+One path for every task: ``export_task`` writes the task's endpoints (preprocess → model →
+postprocess, tracked together with the fitted preprocessor's layers) and a ``task.json`` manifest
+naming the task, then reloads the folder in a fresh process and calls every endpoint. ``predict``
+checks the folder and its manifest, then calls the task's endpoint on the task's parsed inputs.
 
 The exported folder must serve users who have TensorFlow but not this project, so the check runs
 ``python -I`` (isolated: no PYTHONPATH, no script folder on sys.path) from a temporary folder,
@@ -7,6 +12,7 @@ loads the SavedModel with ``tf.saved_model.load`` and calls every endpoint on ex
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import subprocess
@@ -19,13 +25,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common.errors import TaskError
 from common.io import atomic_directory
+
+MANIFEST = "task.json"  # written into every export folder: which task, which endpoints
 
 
 def write_archive(
     path: Path,
     track: Sequence[Any],
     endpoints: Mapping[str, tuple[Callable, Sequence[tf.TensorSpec]]],
+    manifest: Mapping[str, Any] | None = None,
 ) -> None:
     """Writes a SavedModel at ``path`` atomically.
 
@@ -37,7 +47,13 @@ def write_archive(
         archive.track(item)
     for name, (function, signature) in endpoints.items():
         archive.add_endpoint(name=name, fn=tf.function(function), input_signature=list(signature))
-    atomic_directory(path, lambda temporary: archive.write_out(str(temporary), verbose=False))
+
+    def write(temporary: Path) -> None:
+        archive.write_out(str(temporary), verbose=False)
+        if manifest is not None:
+            (temporary / MANIFEST).write_text(json.dumps(dict(manifest), indent=1) + "\n", encoding="utf-8")
+
+    atomic_directory(path, write)
 
 
 _CHECK_SCRIPT = r"""
@@ -53,6 +69,9 @@ for name, arguments in examples.items():
     outputs = getattr(model, name)(*[tf.constant(a) for a in arguments])
     flat = tf.nest.flatten(outputs)
     report[name] = [list(t.shape) for t in flat]
+    for index, t in enumerate(flat):
+        if t.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(t))):
+            sys.exit(f"endpoint {name!r}: output {index} holds NaN or infinite values on the smoke inputs")
     with open(sys.argv[3] + "." + name + ".pkl", "wb") as handle:
         pickle.dump(tf.nest.map_structure(lambda t: t.numpy(), outputs), handle)
 print(json.dumps(report))
@@ -83,5 +102,68 @@ def check_in_fresh_process(path: Path, examples: Mapping[str, Sequence[Any]], ti
         report = {}
         for name in examples:
             with open(temporary / f"out.{name}.pkl", "rb") as handle:
-                report[name] = {"shapes": shapes[name], "outputs": pickle.load(handle)}
+                outputs = pickle.load(handle)
+            report[name] = {"shapes": shapes[name], "outputs": outputs, "sha256": _digest(outputs)}
         return report
+
+
+def _digest(outputs: Any) -> str:
+    """SHA-256 of an endpoint's outputs: equal digests = bit-identical outputs (the same model)."""
+    digest = hashlib.sha256()
+    for value in tf.nest.flatten(outputs):
+        array = np.asarray(value)
+        digest.update(str(array.dtype).encode() + str(array.shape).encode())
+        digest.update(repr(array.tolist()).encode() if array.dtype == object else array.tobytes())
+    return digest.hexdigest()
+
+
+def export_task(task, model, preprocessor, data, path: Path) -> dict[str, Any]:
+    """Writes ``task``'s SavedModel at ``path`` and checks it in a fresh process; returns the
+    results.json record (path, endpoints with their output shapes and digests)."""
+    endpoints = task.endpoints(model, preprocessor)
+    write_archive(
+        path, track=[model, *preprocessor.layers()], endpoints=endpoints,
+        manifest={"task": task.name, "endpoints": sorted(endpoints), "predict_endpoint": task.predict_endpoint},
+    )
+    check = check_in_fresh_process(path, task.export_examples(data))
+    return {"path": str(path),
+            "endpoints": {name: {"shapes": c["shapes"], "sha256": c["sha256"]} for name, c in check.items()}}
+
+
+def check_export_folder(task, model_dir: Path) -> dict[str, Any]:
+    """Checks that ``model_dir`` is an export of ``task`` (its manifest); returns the manifest."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir() or not (model_dir / "saved_model.pb").is_file():
+        raise TaskError(f"--model {str(model_dir)!r} is not an exported model: expected the folder written by the "
+                        f"export step (WORKDIR/export, holding saved_model.pb)")
+    try:
+        manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    exported_by = manifest.get("task")
+    if exported_by is not None and exported_by != task.name:
+        raise TaskError(f"--model {str(model_dir)!r} was exported by the {exported_by!r} task, not {task.name!r}; "
+                        f"use: run.py {exported_by} predict --model {model_dir} ...")
+    return manifest
+
+
+def open_export(task, model_dir: Path):
+    """Loads an export folder written for ``task``; every mismatch is a TaskError that says what it got."""
+    manifest = check_export_folder(task, model_dir)
+    loaded = tf.saved_model.load(str(model_dir))
+    if not hasattr(loaded, task.predict_endpoint):
+        exported_by = manifest.get("task")
+        raise TaskError(f"--model {str(model_dir)!r} has no {task.predict_endpoint!r} endpoint"
+                        f"{' (exported by ' + repr(exported_by) + ')' if exported_by else ''}; "
+                        f"expected a SavedModel exported by the {task.name!r} task")
+    return loaded
+
+
+def predict(task, model_dir: Path, inputs: Sequence[str]) -> list[dict[str, Any]]:
+    """``run.py TASK predict``: parse the inputs, call the task's endpoint, format one dict per item."""
+    check_export_folder(task, model_dir)  # the wrong folder is named before the inputs are parsed
+    arguments = task.predict_arguments(list(inputs))  # a bad input fails before the slow load
+    loaded = open_export(task, model_dir)
+    outputs = getattr(loaded, task.predict_endpoint)(*[tf.convert_to_tensor(a) for a in arguments])
+    outputs = tf.nest.map_structure(lambda t: t.numpy(), outputs)
+    return task.predict_results(list(inputs), outputs)

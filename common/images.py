@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data import DataError
+from common.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -359,3 +359,50 @@ def cached_features(
             _write_cache_entry(files[index], row)
             rows[index] = row
     return np.stack(rows).astype(np.float32)
+
+
+# --- Fitting an encoder on the training images ---------------------------------------------------------
+
+
+def load_pixels(paths: Sequence[str | os.PathLike], image_size: int, batch_size: int = 128) -> np.ndarray:
+    """[N] image files → uint8 [N, S, S, 3], through the checked reader and the in-graph decoder."""
+    chunks = []
+    for start in range(0, len(paths), batch_size):
+        content = [read_image_bytes(p) for p in paths[start : start + batch_size]]
+        decoded = decode_images(tf.constant(content), image_size)
+        chunks.append(np.asarray(tf.cast(tf.round(decoded), tf.uint8)))
+    if not chunks:
+        return np.zeros((0, image_size, image_size, 3), np.uint8)
+    return np.concatenate(chunks, axis=0)
+
+
+def pretrain_encoder(
+    encoder: keras.Model,
+    pixels: np.ndarray,
+    targets: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    verbose: int,
+    jit_compile: bool = False,
+    rectify: bool = False,
+) -> dict[str, list[float]]:
+    """Trains ``encoder`` in place to predict multi-hot ``targets`` of its images; returns the history.
+
+    pixels: uint8 [N, S, S, 3]; targets: float32 [N, T] (1 where label t applies to image n). A
+    sigmoid head on the pooled features is trained with the encoder and then dropped, so the
+    encoder's features carry what the labels name (caption words, object attributes): the stand-in
+    for ImageNet pretraining when no pretrained weights are given. ``rectify`` puts a ReLU between
+    the features and the head (for encoders whose features are linear). 10% of the images validate.
+    """
+    images = keras.Input(shape=tuple(pixels.shape[1:]), name="images")
+    features = encoder(images)
+    if rectify:
+        features = keras.layers.ReLU(name="pretraining_relu")(features)
+    outputs = keras.layers.Dense(units=targets.shape[1], activation="sigmoid", dtype="float32", name="labels")(features)
+    model = keras.Model(images, outputs, name="encoder_pretraining")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="binary_crossentropy",
+                  metrics=[keras.metrics.AUC(name="auc")], jit_compile=jit_compile)
+    history = model.fit(pixels.astype("float32"), targets, batch_size=batch_size, epochs=epochs,
+                        validation_split=0.1, shuffle=True, verbose=verbose)
+    return {key: [float(v) for v in values] for key, values in history.history.items()}

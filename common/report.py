@@ -65,3 +65,63 @@ def format_table(rows: Mapping[str, Any], title: str = "") -> str:
         shown = f"{value:.6g}" if isinstance(value, float) else str(value)
         lines.append(f"  {key.ljust(width)}  {shown}")
     return "\n".join(lines)
+
+
+def metrics(primary: str, model: Mapping[str, Any], baselines: Mapping[str, Mapping[str, Any]],
+            **extras: Any) -> dict[str, Any]:
+    """The one results.json ``metrics`` shape of every task.
+
+    ``{"primary": NAME, "model": {NAME: value, ...}, "baselines": {BASELINE: {NAME: value, ...}}, ...extras}``:
+    the model and each baseline are scored by the same corpus metrics, so they sit side by side.
+    """
+    if primary not in model:
+        raise KeyError(f"primary metric {primary!r} missing from the model's metrics {sorted(model)}")
+    for name, scores in baselines.items():
+        if primary not in scores:
+            raise KeyError(f"primary metric {primary!r} missing from baseline {name!r}'s metrics {sorted(scores)}")
+    clashes = {"primary", "model", "baselines"} & set(extras)
+    if clashes:
+        raise KeyError(f"extras may not be named {sorted(clashes)}")
+    return {"primary": primary, "model": dict(model), "baselines": {k: dict(v) for k, v in baselines.items()}, **extras}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_summary(metrics_block: Mapping[str, Any], higher_is_better: bool, title: str = "") -> str:
+    """The end-of-run table: the primary metric first, the model beside every baseline.
+
+    Rows are the scalar metrics the model shares with at least one baseline (then the model's own);
+    the last line says which of the columns is best on the primary metric.
+    """
+    primary = metrics_block["primary"]
+    model = metrics_block["model"]
+    baselines = metrics_block.get("baselines", {})
+    columns = {"model": model, **baselines}
+    scalar = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    rows = [primary] + [k for k, v in model.items() if k != primary and scalar(v)]
+    width = max(len(r) for r in rows)
+    widths = [max(len(c), 10) for c in columns]
+    lines = [title] if title else []
+    lines.append("  " + "metric".ljust(width) + "  " + "  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for row in rows:
+        cells = [_shown(columns[c].get(row)) for c in columns]
+        marker = "  ← primary" if row == primary else ""
+        lines.append("  " + row.ljust(width) + "  " + "  ".join(v.rjust(w) for v, w in zip(cells, widths)) + marker)
+    scored = {c: v[primary] for c, v in columns.items() if scalar(v.get(primary))}
+    if scored:
+        best = (max if higher_is_better else min)(scored, key=scored.get)
+        direction = "higher" if higher_is_better else "lower"
+        if best == "model":
+            lines.append(f"  the model beats every baseline on {primary} ({direction} is better)")
+        else:
+            worse = [c for c in scored if c != "model"
+                     and (scored[c] < scored["model"] if higher_is_better else scored[c] > scored["model"])]
+            lines.append(f"  baseline {best!r} is best on {primary} ({direction} is better); "
+                         f"the model beats {worse or 'no baseline'}")
+    return "\n".join(lines)

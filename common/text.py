@@ -1,8 +1,9 @@
 """Tokenisation and vocabularies shared by the text tasks (translation; captioning and VQA later).
 
-One standardisation function, written with TensorFlow string ops, is used both when the training
-data is prepared (on Python lists, through ``tokenize``) and inside exported SavedModels (on string
-tensors), so the words a user's input is cut into are exactly the ones the model was trained on.
+Everything is TensorFlow ops, so one path serves the tf.data pipeline and the exported SavedModel:
+``encode`` (raw strings → padded ids through a ``lookup_layer``) and ``decode`` (ids → readable
+strings through an inverted one). ``tokenize`` runs the same standardisation on Python lists, for
+fitting vocabularies and for word-level statistics.
 
 Standardisation: lower-case (Unicode-aware), typographic spaces and apostrophes made plain, the
 punctuation marks in ``PUNCTUATION`` cut off as tokens of their own, whitespace collapsed.
@@ -15,10 +16,8 @@ words of the training split by decreasing count (ties alphabetical), so ids are 
 from __future__ import annotations
 
 import collections
-import re
 from typing import Iterable, Sequence
 
-import numpy as np
 import tensorflow as tf
 
 PAD_TOKEN = ""
@@ -52,19 +51,19 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     return [[token.decode("utf-8") for token in row] for row in words.to_list()]
 
 
-def fit_vocabulary(token_lists: Iterable[Sequence[str]], max_size: int = 0, min_count: int = 1) -> list[str]:
+def fit_vocabulary(token_lists: Iterable[Sequence[str]], max_size: int | None = None, min_count: int = 1) -> list[str]:
     """Words of the (training) token lists, most frequent first; without the reserved tokens.
 
-    max_size: total vocabulary size including the 4 reserved ids (0 = no limit).
+    max_size: total vocabulary size including the 4 reserved ids (None = no limit).
     min_count: words seen fewer times become unknown.
     """
     counts = collections.Counter(token for tokens in token_lists for token in tokens)
     for token in RESERVED:
         counts.pop(token, None)
     words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
-    if max_size:
+    if max_size is not None:
         if max_size <= len(RESERVED):
-            raise ValueError(f"max_size={max_size}: expected more than the {len(RESERVED)} reserved ids (or 0)")
+            raise ValueError(f"max_size={max_size}: expected more than the {len(RESERVED)} reserved ids (or None)")
         words = words[: max_size - len(RESERVED)]
     return words
 
@@ -74,54 +73,69 @@ def full_vocabulary(words: Sequence[str]) -> list[str]:
     return [*RESERVED, *words]
 
 
+def lookup_layer(vocabulary: Sequence[str], invert: bool = False, name: str | None = None):
+    """A built ``keras.layers.StringLookup`` with this module's ids for ``vocabulary`` (a
+    ``full_vocabulary``): token → id, or id → token with ``invert``. Built by one call, so that an
+    export can track it; the same vocabulary list always gives the same layer."""
+    import keras
+
+    if list(vocabulary[: len(RESERVED)]) != list(RESERVED):
+        raise ValueError(f"vocabulary starts with {list(vocabulary[:len(RESERVED)])}; expected the reserved "
+                         f"tokens {list(RESERVED)} first (use full_vocabulary)")
+    # StringLookup puts the mask token at 0 and the unknown token at 1, then the list: [START], [END], words.
+    layer = keras.layers.StringLookup(vocabulary=list(vocabulary[2:]), mask_token=PAD_TOKEN, oov_token=UNKNOWN_TOKEN,
+                                      invert=invert, name=name)
+    layer(tf.constant([[START_ID]], tf.int64) if invert else tf.constant([[START_TOKEN]]))
+    return layer
+
+
 def encode(
-    token_lists: Sequence[Sequence[str]],
-    vocabulary: Sequence[str],
-    max_length: int,
+    texts: tf.Tensor,
+    lookup,
+    length: int,
     add_start: bool = False,
     add_end: bool = False,
     reverse: bool = False,
-) -> np.ndarray:
-    """Token lists → int32 [N, max_length] ids, right-padded with 0; too long lists are cut.
+    empty_as_unknown: bool = False,
+) -> tf.Tensor:
+    """[B] raw strings → int32 [B, length] ids (TF ops): standardise, split, look up, keep the first
+    words that fit, optionally reverse them (not the markers; Sutskever et al. 2014), add the
+    start/end markers, right-pad with 0.
 
-    reverse: reverse the words (not the start/end markers) before padding (Sutskever et al. 2014).
+    empty_as_unknown: a text without words becomes one [UNK] (a fully masked sequence is rejected
+    by cuDNN's LSTM on GPU).
     """
-    index = {token: i for i, token in enumerate(vocabulary)}
-    rows = np.zeros((len(token_lists), max_length), dtype=np.int32)
-    room = max_length - int(add_start) - int(add_end)
-    if room < 0:
-        raise ValueError(f"max_length={max_length} leaves no room for the start/end markers")
-    for row, tokens in enumerate(token_lists):
-        ids = [index.get(token, UNKNOWN_ID) for token in tokens[:room]]
-        if reverse:
-            ids.reverse()
-        ids = ([START_ID] if add_start else []) + ids + ([END_ID] if add_end else [])
-        rows[row, : len(ids)] = ids
-    return rows
+    room = length - int(add_start) - int(add_end)
+    if room < 1:
+        raise ValueError(f"length={length} leaves no room for words between the start/end markers")
+    words = tf.strings.split(standardize(texts))  # ragged [B, None]
+    ids = tf.cast(lookup(words), tf.int32)[:, :room]
+    if reverse:
+        ids = tf.reverse(ids, axis=[1])
+    if empty_as_unknown:
+        empty = tf.equal(ids.row_lengths(), 0)
+        ids = tf.concat([ids, tf.ragged.boolean_mask(tf.fill([tf.shape(empty)[0], 1], UNKNOWN_ID), empty[:, None])],
+                        axis=1)
+    column = lambda token_id: tf.fill([ids.nrows(out_type=tf.int32), 1], tf.constant(token_id, tf.int32))  # noqa: E731
+    if add_start:
+        ids = tf.concat([column(START_ID), ids], axis=1)
+    if add_end:
+        ids = tf.concat([ids, column(END_ID)], axis=1)
+    return ids.to_tensor(default_value=PAD_ID, shape=[None, length])
 
 
-def decode(ids: Sequence[int], vocabulary: Sequence[str]) -> list[str]:
-    """Ids → tokens, stopping at the end marker or padding; unknown ids map to [UNK]."""
-    tokens = []
-    for token_id in ids:
-        token_id = int(token_id)
-        if token_id in (PAD_ID, END_ID):
-            break
-        if token_id == START_ID:
-            continue
-        tokens.append(vocabulary[token_id] if 0 <= token_id < len(vocabulary) else UNKNOWN_TOKEN)
-    return tokens
+def decode(ids: tf.Tensor, inverse_lookup) -> tf.Tensor:
+    """int [B, L] ids → [B] readable strings (TF ops): the words before the first end marker or
+    padding, start markers dropped, joined by ``join_tokens``."""
+    ids = tf.cast(ids, tf.int64)
+    stop = tf.logical_or(tf.equal(ids, END_ID), tf.equal(ids, PAD_ID))
+    before_stop = tf.equal(tf.cumsum(tf.cast(stop, tf.int32), axis=1), 0)
+    keep = tf.logical_and(before_stop, tf.not_equal(ids, START_ID))
+    return join_tokens(tf.ragged.boolean_mask(inverse_lookup(ids), keep))
 
 
 _NO_SPACE_BEFORE = r" ([.,!?;:…»)%])"
 _NO_SPACE_AFTER = r"([«(¿¡$]) "
-
-
-def detokenize_python(tokens: Sequence[str]) -> str:
-    """Tokens → readable text, same rule as ``join_tokens`` (tokens glued to the punctuation)."""
-    text = " ".join(tokens)
-    text = re.sub(_NO_SPACE_BEFORE, r"\1", text)
-    return re.sub(_NO_SPACE_AFTER, r"\1", text)
 
 
 def join_tokens(tokens: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:

@@ -171,14 +171,15 @@ def _fingerprint(config: BaseConfig) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _prepare_run_state(workdir: Path, config: BaseConfig) -> bool:
+def prepare_run(workdir: Path, config: BaseConfig) -> bool:
     """Decides between resuming an interrupted run in WORKDIR and starting afresh; returns resumed.
 
     Resume only when a BackupAndRestore backup exists AND it was written under the same config
     (else Keras fails deep inside with a shape mismatch, or silently mixes two models). A fresh
     start forgets the previous run's best checkpoint and rotates its CSV log, so that "best" and
-    the log describe this run only.
+    the log describe this run only. Calling it again before training starts changes nothing.
     """
+    workdir = Path(workdir)
     backup = workdir / "backup"
     state_path = workdir / "checkpoints" / "run.json"
     fingerprint = _fingerprint(config)
@@ -255,7 +256,7 @@ def fit(
         logger.info("MirroredStrategy over %d replicas: batches trimmed to multiples of %d", replicas, replicas)
         train = _even_batches(train, config.batch_size, replicas)
         validation = _even_batches(validation, config.batch_size, replicas)
-    resumed = _prepare_run_state(workdir, config)
+    resumed = prepare_run(workdir, config)
     timer = EpochTimer()
     callbacks = default_callbacks(config, workdir, monitor, mode) + [timer] + list(extra_callbacks or [])
     checkpoint = next(c for c in callbacks if isinstance(c, AtomicBestCheckpoint))

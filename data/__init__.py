@@ -1,8 +1,7 @@
 """Dataset readers: real files → plain Python/NumPy records. No TensorFlow, no downloads."""
 
 
-class DataError(ValueError):
-    """Input data is missing or malformed. The message names the file/field and what was expected."""
+from common.errors import DataError  # noqa: F401  (re-exported: readers raise it as data.DataError)
 
 
 def read_json(path, what: str = "JSON file"):

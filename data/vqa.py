@@ -12,15 +12,25 @@ the annotations file is ``{"annotations": [{"question_id", "image_id", "question
 Images are COCO files named ``COCO_<split>_<image_id:012d>.jpg`` (COCO 2014) or ``<image_id:012d>.jpg``
 (COCO 2017), looked up in the image folder given, else in ``<dir>/<split>``, ``<dir>/images/<split>``
 or ``<dir>/Images/mscoco/<split>``. Every problem raises ``data.DataError`` naming the file and field.
+
+``assign_splits`` turns the splits read into train / validation / test (by image, seeded) and, when
+the test split is carved out of a single split, writes it in the VQA format (``write_test_files``)
+so that ``run.py vqa score`` can re-score a results file against it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
+
+from common.io import atomic_write_json
 from data import DataError, read_json
+
+logger = logging.getLogger(__name__)
 
 QUESTION_FILE_PATTERNS = ("v2_OpenEnded_mscoco_{split}_questions.json", "OpenEnded_mscoco_{split}_questions.json")
 ANNOTATION_FILE_PATTERNS = ("v2_mscoco_{split}_annotations.json", "mscoco_{split}_annotations.json")
@@ -259,3 +269,73 @@ def read_results(path: Path) -> dict[int, str]:
             raise DataError(f"{where}: question_id {question_id} is answered twice; expected one answer per question")
         results[question_id] = _field(entry, "answer", str, where)
     return results
+
+
+# --- splits ------------------------------------------------------------------------------------------
+
+
+def split_by_image(records: Sequence[VQARecord], fraction: float, seed: int) -> tuple[list[VQARecord], list[VQARecord]]:
+    """(rest, held_out): a random ``fraction`` of the IMAGES (all their questions) goes to held_out."""
+    image_ids = sorted({r.image_id for r in records})
+    rng = np.random.default_rng(seed)
+    rng.shuffle(image_ids)
+    count = max(1, int(round(fraction * len(image_ids)))) if len(image_ids) > 1 else 0
+    held = set(image_ids[:count])
+    return [r for r in records if r.image_id not in held], [r for r in records if r.image_id in held]
+
+
+def write_test_files(records: Sequence[VQARecord], split: str, folder: Path) -> dict[str, str]:
+    """The test records in the VQA v2 format (questions + annotations JSON) under ``folder``, so that a
+    results file on them can be re-scored; returns {"split", "questions", "annotations"} (paths as text)."""
+    folder = Path(folder)
+    questions = folder / f"v2_OpenEnded_mscoco_{split}-test_questions.json"
+    annotations = folder / f"v2_mscoco_{split}-test_annotations.json"
+    atomic_write_json(questions, {"data_subtype": split, "questions": [
+        {"image_id": r.image_id, "question": r.question, "question_id": r.question_id} for r in records]})  # fmt: skip
+    atomic_write_json(annotations, {"data_subtype": split, "annotations": [
+        {"question_id": r.question_id, "image_id": r.image_id, "question_type": r.question_type,
+         "answer_type": r.answer_type, "multiple_choice_answer": r.multiple_choice_answer,
+         "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": k + 1} for k, a in enumerate(r.answers)]}
+        for r in records]})  # fmt: skip
+    return {"split": f"{split} (test part)", "questions": str(questions), "annotations": str(annotations)}
+
+
+def assign_splits(
+    splits: dict[str, list[VQARecord]], source: Path, workdir: Path, validation_fraction: float,
+    test_fraction: float, seed: int,
+) -> tuple[list[VQARecord], list[VQARecord], list[VQARecord], dict[str, str]]:  # fmt: skip
+    """(train, validation, test records, the test split's {"split", "questions", "annotations"} files).
+
+    Two or more splits (train2014 + val2014): the train* split gives train and validation (a
+    ``validation_fraction`` of its images), the val* split (else the other one) is the test split, as
+    in VQA practice. A single split is divided by image into train / validation / test, and its test
+    part is written under ``workdir`` in the VQA format.
+    """
+    names = sorted(splits)
+    if len(names) == 1:
+        (only,) = names
+        rest, test = split_by_image(splits[only], test_fraction, seed)
+        train, validation = split_by_image(rest, validation_fraction / (1 - test_fraction), seed + 1)
+        test_files = write_test_files(test, only, workdir)
+        logger.info("One split (%s): divided by image into train/validation/test", only)
+    else:
+        train_names = [n for n in names if n.startswith("train")]
+        if not train_names:
+            raise DataError(
+                f"{source}: found splits {names} but none named train*; expected e.g. train2014 + val2014"
+            )
+        train_name = train_names[0]
+        others = [n for n in names if n != train_name]
+        test_name = next((n for n in others if n.startswith("val")), others[0])
+        if len(names) > 2:
+            ignored = [n for n in others if n != test_name]
+            logger.warning("Using %s (train) and %s (test); ignoring %s", train_name, test_name, ignored)
+        train, validation = split_by_image(splits[train_name], validation_fraction, seed)
+        test = splits[test_name]
+        questions_path, annotations_path = find_split_files(source, test_name)
+        test_files = {"split": test_name, "questions": str(questions_path), "annotations": str(annotations_path)}
+    for label, records in (("train", train), ("validation", validation), ("test", test)):
+        if not records:
+            total = sum(map(len, splits.values()))
+            raise DataError(f"{source}: the {label} split is empty; expected more images (have {total} questions)")
+    return train, validation, test, test_files

@@ -35,3 +35,22 @@ def run_cli(*arguments: str, cwd: Path | None = None, timeout: float = 600):
         text=True,
         timeout=timeout,
     )
+
+
+_TINY_RUNS: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """``tiny_run(task)`` → WORKDIR of one ``run.py TASK --preset tiny`` per test session (shared by
+    the registry-wide shape test and the task's own predict/score tests, so each task trains once)."""
+
+    def run(name: str) -> Path:
+        if name not in _TINY_RUNS:
+            workdir = tmp_path_factory.mktemp(f"tiny_{name}")
+            result = run_cli(name, "--preset", "tiny", "--workdir", str(workdir))
+            assert result.returncode == 0, f"tiny {name} run failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+            _TINY_RUNS[name] = workdir
+        return _TINY_RUNS[name]
+
+    return run

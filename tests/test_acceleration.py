@@ -186,19 +186,19 @@ def test_synthetic_signal_is_seeded_and_written_in_the_cwru_layout(tmp_path):
 
 # --- end to end ----------------------------------------------------------------------------------
 
-def test_run_py_end_to_end_then_predict(tmp_path):
-    workdir = tmp_path / "run"
-    result = run_cli("acceleration", "--preset", "tiny", "--workdir", str(workdir))
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_tiny_run_metrics_files_and_the_exported_model(tiny_run, tmp_path):
+    workdir = tiny_run("acceleration")
     results = json.loads((workdir / "results.json").read_text())
     metrics = results["metrics"]
-    for name in ("lstm", "persistence", "mean", "ridge_ar", "ridge_ar_window"):
-        assert {"mse", "rmse", "nmse"} <= set(metrics["models"][name])
-    assert metrics["mse_ratio_vs_persistence"] == pytest.approx(
-        metrics["models"]["lstm"]["mse"] / metrics["models"]["persistence"]["mse"]
-    )
-    assert results["export"]["endpoints"] == {"serve": [[2, 100]], "generate": [[2, 300]]}
-    assert {"train", "evaluate", "export"} <= set(results["seconds"])
+    columns = {"model": metrics["model"], **metrics["baselines"]}
+    assert set(metrics["baselines"]) == {"persistence", "mean", "ridge_ar", "ridge_ar_window"}
+    for scores in columns.values():
+        assert {"mse", "rmse", "nmse", "mse_ratio_vs_persistence"} <= set(scores)
+        assert scores["mse_ratio_vs_persistence"] == pytest.approx(scores["mse"] / columns["persistence"]["mse"])
+    assert metrics["baselines"]["persistence"]["mse_ratio_vs_persistence"] == 1.0
+    assert {k: v["shapes"] for k, v in results["export"]["endpoints"].items()} == {
+        "serve": [[2, 100]], "generate": [[2, 300]]}
+    assert {"fit_preprocessor", "train", "evaluate", "export"} <= set(results["seconds"])
     assert results["versions"]["tensorflow"].startswith("2.") and results["hardware"]["cpu_count"] >= 1
     assert (workdir / "prediction.png").stat().st_size > 10_000
     assert (workdir / "checkpoints" / "best.keras").exists()
@@ -223,12 +223,20 @@ def test_run_py_end_to_end_then_predict(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError, match="expected windows of 2500 samples"):
         exported.serve(tf.constant(np.zeros((1, 2000), np.float32)))
 
-    # Only evaluate again, from the saved checkpoint, without training.
-    again = run_cli("acceleration", "--preset", "tiny", "--workdir", str(workdir), "--steps", "evaluate")
-    assert again.returncode == 0, again.stderr[-3000:]
-    reevaluated = json.loads((workdir / "results.json").read_text())
-    assert "train" not in reevaluated["seconds"]
-    assert reevaluated["training"]["from_earlier_run"] == results["date"]  # how the model was trained is kept
+
+def test_preprocessor_round_trips_its_statistics_and_ridges(tmp_path):
+    from tasks.acceleration.task import TASK
+
+    task = TASK(Config.from_preset("tiny"))
+    data = task.load_data(None, tmp_path / "work")
+    fitted = pipeline.Preprocessor.fit(task, data, tmp_path / "work")
+    fitted.save(tmp_path / "pre")
+    loaded = pipeline.Preprocessor.load(tmp_path / "pre")
+    assert (loaded.mean, loaded.std) == (fitted.mean, fitted.std)
+    inputs, _ = pipeline.windows(data.splits.test)
+    for order in (task.config.ridge_order, WINDOW_SAMPLES):
+        np.testing.assert_array_equal(loaded.ridge(order).predict(inputs), fitted.ridge(order).predict(inputs))
+        assert loaded.ridge(order).alpha == fitted.ridge(order).alpha
 
 
 def test_nan_in_the_signal_file_is_a_clear_cli_error(tmp_path):
@@ -252,7 +260,7 @@ def test_cwru_recording_trains_and_evaluates(shared_data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "results.json").read_text())["metrics"]
     # Persistence is weak on real vibration (about twice the variance): the README's fact, checked.
-    assert 1.5 < metrics["models"]["persistence"]["nmse"] < 2.6
+    assert 1.5 < metrics["baselines"]["persistence"]["nmse"] < 2.6
     assert metrics["test_windows"] == (len(signal) - int(round(len(signal) * 0.85)) - 2600) // 100 + 1
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -89,7 +89,8 @@ def _is_there(scene: scenes.Scene, rng: np.random.Generator, positive: bool) -> 
     else:
         colour, shape = _choice(rng, [(c, s) for c in scenes.COLOURS for s in scenes.SHAPES if (c, s) not in present])
     article = "an" if colour[0] in "aeiou" else "a"  # "an orange square"
-    return SyntheticQuestion(f"is there {article} {colour} {shape}?", "is there a", "yes/no", "yes" if positive else "no")
+    answer = "yes" if positive else "no"
+    return SyntheticQuestion(f"is there {article} {colour} {shape}?", "is there a", "yes/no", answer)
 
 
 def _number(scene: scenes.Scene, rng: np.random.Generator) -> SyntheticQuestion:
@@ -128,10 +129,12 @@ def _other(scene: scenes.Scene, rng: np.random.Generator) -> SyntheticQuestion:
             return SyntheticQuestion(f"what colour is the {item.shape}?", "what colour is the", "other", item.colour)
         if kind == "shape":
             item = _choice(rng, unique_colours)
-            return SyntheticQuestion(f"what shape is the {item.colour} object?", "what shape is the", "other", item.shape)
+            question = f"what shape is the {item.colour} object?"
+            return SyntheticQuestion(question, "what shape is the", "other", item.shape)
         if kind == "size":
             item = _choice(rng, unique_colours)
-            return SyntheticQuestion(f"what size is the {item.colour} {item.shape}?", "what size is the", "other", item.size)
+            question = f"what size is the {item.colour} {item.shape}?"
+            return SyntheticQuestion(question, "what size is the", "other", item.size)
         reference = _choice(rng, unique_shapes)
         relation = _choice(rng, ("left of", "right of"))
         neighbour = _nearest_left_or_right(scene, reference, relation)
@@ -201,7 +204,8 @@ def _write_split(
         image_id = first_image_id + offset
         scene = scenes.random_scene(rng, max_objects=max_objects)
         scene_list[str(image_id)] = scene.to_dict()
-        scenes.write_jpeg(scenes.draw_scene(scene, image_size=image_size), directory / split / f"COCO_{split}_{image_id:012d}.jpg")
+        image_file = directory / split / f"COCO_{split}_{image_id:012d}.jpg"
+        scenes.write_jpeg(scenes.draw_scene(scene, image_size=image_size), image_file)
         asked = set()
         for k in range(questions_per_image):
             item = generate_question(scene, rng)
@@ -274,7 +278,8 @@ def write_dataset(
         # Images of a previous generation with other parameters must not linger.
         for old in (directory / split).glob("*.jpg") if (directory / split).is_dir() else ():
             old.unlink()
-        _write_split(directory, split, first_image_id, sizes[split], questions_per_image, image_size, max_objects, error_rate, rng)
+        _write_split(directory, split, first_image_id, sizes[split], questions_per_image, image_size, max_objects,
+                     error_rate, rng)
         first_image_id += sizes[split]
     atomic_write_json(marker, parameters)  # last: its presence means the data is complete
     return True
@@ -285,7 +290,20 @@ def read_scenes(directory: Path, split: str) -> dict[int, scenes.Scene] | None:
     path = Path(directory) / f"scenes_{split}.json"
     if not path.is_file():
         return None
-    return {int(image_id): scenes.Scene.from_dict(payload) for image_id, payload in json.loads(path.read_text()).items()}
+    payload = json.loads(path.read_text())
+    return {int(image_id): scenes.Scene.from_dict(objects) for image_id, objects in payload.items()}
+
+
+def read_scene_files(directory: Path, splits: Iterable[str]) -> dict[int, scenes.Scene] | None:
+    """{image_id: Scene} over the generated ``splits``, or None when one of them has no scene file
+    (real data: nothing to pretrain an image encoder on)."""
+    merged: dict[int, scenes.Scene] = {}
+    for split in splits:
+        found = read_scenes(directory, split)
+        if found is None:
+            return None
+        merged.update(found)
+    return merged
 
 
 def attribute_targets(scene: scenes.Scene) -> np.ndarray:
@@ -304,6 +322,7 @@ def attribute_targets(scene: scenes.Scene) -> np.ndarray:
     for item in scene.objects:
         c, s, z = colours.index(item.colour), shapes.index(item.shape), sizes.index(item.size)
         quarter = 2 * int(item.y >= 0.5) + int(item.x >= 0.5)
-        pairs[c, s] = shape_size[s, z] = colour_size[c, z] = colour_quarter[quarter, c] = shape_quarter[quarter, s] = 1.0
+        pairs[c, s] = shape_size[s, z] = colour_size[c, z] = 1.0
+        colour_quarter[quarter, c] = shape_quarter[quarter, s] = 1.0
     count[min(len(scene.objects), 6) - 1] = 1.0
     return np.concatenate([a.ravel() for a in (pairs, shape_size, colour_size, colour_quarter, shape_quarter, count)])

@@ -54,7 +54,8 @@ class SceneObject:
     y: float  # centre, fraction of the height, 0 = top edge (y downwards)
 
     def __post_init__(self) -> None:
-        for field, value, allowed in (("shape", self.shape, SHAPES), ("colour", self.colour, COLOURS), ("size", self.size, SIZES)):
+        checks = (("shape", self.shape, SHAPES), ("colour", self.colour, COLOURS), ("size", self.size, SIZES))
+        for field, value, allowed in checks:
             if value not in allowed:
                 raise ValueError(f"SceneObject.{field}={value!r}; expected one of {list(allowed)}")
         for field, value in (("x", self.x), ("y", self.y)):
@@ -92,7 +93,9 @@ def _overlaps(candidate: SceneObject, placed: list[SceneObject]) -> bool:
 def random_scene(rng: np.random.Generator, max_objects: int = 4, min_objects: int = 1) -> Scene:
     """Draws 1..max_objects non-overlapping objects with uniform shape, colour, size and position."""
     if not 1 <= min_objects <= max_objects:
-        raise ValueError(f"expected 1 <= min_objects <= max_objects, got min_objects={min_objects}, max_objects={max_objects}")
+        raise ValueError(
+            f"expected 1 <= min_objects <= max_objects, got min_objects={min_objects}, max_objects={max_objects}"
+        )
     if max_objects > 6:
         raise ValueError(f"max_objects={max_objects}: at most 6 objects fit without overlapping")
     count = int(rng.integers(min_objects, max_objects + 1))

@@ -96,6 +96,14 @@ class RidgeAutoregression:
         self.alpha = float(np.median(self.alphas))
         return self
 
+    @classmethod
+    def from_weights(cls, order: int, mean: float, std: float, weights: np.ndarray, alphas: np.ndarray):
+        """A fitted ridge from saved arrays (the preprocessor's state)."""
+        ridge = cls(order, mean, std)
+        ridge.weights, ridge.alphas = np.asarray(weights, np.float64), np.asarray(alphas, np.float64)
+        ridge.alpha = float(np.median(ridge.alphas))
+        return ridge
+
     def predict(self, windows: np.ndarray) -> np.ndarray:
         return self._features(windows) @ self.weights * self.std + self.mean
 

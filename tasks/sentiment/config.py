@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 from common.config import BaseConfig, ConfigError
 
@@ -13,9 +13,12 @@ class Config(BaseConfig):
     # Text → token ids (the vocabulary itself is fitted on the training split; its size comes from data).
     max_tokens: int = 20_000  # vocabulary cap, including padding (id 0) and out-of-vocabulary (id 1); keras-io: 20k
     sequence_length: int = 400  # tokens kept per review (the rest is cut); synthetic reviews have at most 400 words
-    length_bucket_width: int = 50  # training batches group reviews whose lengths fall in the same 50-token band (less padding); 0 = off
-    validation_fraction: float = 0.2  # of the training split, stratified by label, seeded; the test split is only for the final number
-    max_train_reviews: int = 0  # use a stratified, seeded subset of this many training reviews (before validation); 0 = all
+    # Training batches group reviews whose lengths fall in the same 50-token band (less padding); 0 = off.
+    length_bucket_width: int = 50
+    # Of the training split, stratified by label, seeded; the test split is only for the final number.
+    validation_fraction: float = 0.2
+    # A stratified, seeded subset of this many training reviews (before validation); None = all.
+    max_train_reviews: Optional[int] = None
     # Model: the keras-io bidirectional LSTM (Embedding → BiLSTM(64, sequences) → BiLSTM(64) → Dense(1, sigmoid)).
     embedding_dim: int = 128  # floats per token
     lstm_units: int = 64  # per direction, both layers
@@ -23,7 +26,7 @@ class Config(BaseConfig):
     epochs: int = 8
     batch_size: int = 32  # keras-io's value
     learning_rate: float = 3e-3  # Adam; 3x keras-io's 1e-3 because the synthetic corpus is small (few steps per epoch)
-    early_stopping_patience: int = 2  # epochs without a lower validation loss
+    early_stopping_patience: int = 2  # epochs without a higher validation accuracy (the checkpoint's metric)
     # Bag-of-n-grams baseline: TF-IDF of unigrams+bigrams → logistic regression (one Dense unit).
     baseline_max_tokens: int = 50_000  # n-gram vocabulary cap, fitted on the training split
     baseline_ngrams: int = 2  # 1 = unigrams only, 2 = unigrams and bigrams
@@ -60,9 +63,11 @@ class Config(BaseConfig):
                     "baseline_epochs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be at least 1")
-        for key in ("length_bucket_width", "max_train_reviews", "logged_examples"):
+        for key in ("length_bucket_width", "logged_examples"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}={getattr(self, key)} must be 0 or more")
+        if self.max_train_reviews is not None and self.max_train_reviews < 1:
+            raise ConfigError(f"max_train_reviews={self.max_train_reviews} must be at least 1 (or None for all)")
         if not 5 <= self.synthetic_min_words <= self.synthetic_max_words:
             raise ConfigError(f"synthetic_min_words={self.synthetic_min_words}, synthetic_max_words="
                               f"{self.synthetic_max_words}: expected 5 <= min <= max")

@@ -32,11 +32,15 @@ def build_model(config: Config, vocabulary_size: int) -> keras.Model:
     return keras.Model(inputs=token_ids, outputs=probability, name="bilstm_sentiment")
 
 
-def build_baseline(config: Config, feature_size: int) -> keras.Model:
-    """[batch, feature_size] TF-IDF n-gram features → [batch, 1] probability: logistic regression."""
+def build_baseline(feature_size: int, l2: float, seed: int) -> keras.Model:
+    """[batch, feature_size] TF-IDF n-gram features → [batch, 1] probability: logistic regression.
+
+    The seeded initializer keeps the baseline off the global random state, so fitting it before the
+    LSTM is built leaves the LSTM's initial weights as they are without a baseline.
+    """
     features = keras.Input(shape=(feature_size,), dtype="float32", name="ngram_tf_idf")
     probability = keras.layers.Dense(
-        units=1, activation="sigmoid", dtype="float32", kernel_regularizer=keras.regularizers.L2(config.baseline_l2),
-        name="logistic_regression",
+        units=1, activation="sigmoid", dtype="float32", kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        kernel_regularizer=keras.regularizers.L2(l2), name="logistic_regression",
     )(features)
     return keras.Model(inputs=features, outputs=probability, name="ngram_logistic_regression")

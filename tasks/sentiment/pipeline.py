@@ -1,25 +1,38 @@
-"""Review records → token ids → tf.data; the text standardisation shared by training and export.
+"""Review text → token ids → tf.data, and the fitted ``Preprocessor`` (vocabulary + TF-IDF baseline).
 
-Token ids are right-padded with 0 (the Embedding's mask value), so a masked LSTM may take the cuDNN
-kernel on a GPU. Reviews longer than ``sequence_length`` tokens keep their first tokens.
+``Preprocessor.encode`` (raw strings → word ids, TensorFlow ops) is the one path from text to model
+input: the training and evaluation datasets are built from its output and the exported ``serve``
+graph calls it. Token ids are right-padded with 0 (the Embedding's mask value), so a masked LSTM may
+take the cuDNN kernel on a GPU. Reviews longer than ``sequence_length`` tokens keep their first tokens.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import string
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from common import preprocessor as preprocessor_lib
+from common.errors import TaskError
 from common.pipelines import AUTOTUNE
 from data.aclimdb import Review
+from tasks.sentiment import model as model_lib
 
 _PUNCTUATION = f"[{re.escape(string.punctuation)}]"
-_VECTORIZE_CHUNK = 2048  # reviews per call of the vectorizer while turning a split into ids
+_VECTORIZE_CHUNK = 2048  # reviews per call of a vectorizer while adapting it or encoding a split
+_LENGTH_SAMPLE = 2000  # training reviews whose full token counts are reported (the cut at sequence_length)
+# Files of the saved preprocessor (beside preprocessor.json in WORKDIR/checkpoints/preprocessor/).
+VOCABULARY_FILE = "vocabulary.json"  # word ids of the LSTM's input: "" (padding), "[UNK]", then words
+NGRAM_VOCABULARY_FILE = "ngram_vocabulary.json"  # the baseline's n-grams: "[UNK]", then n-grams
+NGRAM_IDF_FILE = "ngram_idf.npy"  # float32 [n-grams] inverse document frequencies, same order
+BASELINE_FILE = "baseline.keras"  # the fitted logistic regression
 
 
 def standardize(texts: tf.Tensor) -> tf.Tensor:
@@ -31,24 +44,126 @@ def standardize(texts: tf.Tensor) -> tf.Tensor:
     return tf.strings.regex_replace(texts, _PUNCTUATION, "")
 
 
-def make_vectorizer(max_tokens: int, texts: Sequence[str]) -> keras.layers.TextVectorization:
-    """Word-level vocabulary of the ``max_tokens`` most frequent words of ``texts`` (the training split)."""
-    vectorizer = keras.layers.TextVectorization(
+def word_vectorizer(max_tokens: int | None, vocabulary: Sequence[str] | None = None) -> keras.layers.TextVectorization:
+    """[batch] strings → [batch, (words)] ragged int64 ids. ``vocabulary``: a fitted one (from
+    ``get_vocabulary()``, padding and "[UNK]" first), or None for a layer to ``adapt``."""
+    return keras.layers.TextVectorization(
         max_tokens=max_tokens, standardize=standardize, split="whitespace", output_mode="int", ragged=True,
-        name="text_vectorization",
+        vocabulary=None if vocabulary is None else list(vocabulary), name="text_vectorization",
     )
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(_VECTORIZE_CHUNK))
-    return vectorizer
 
 
-def make_ngram_vectorizer(max_tokens: int, ngrams: int, texts: Sequence[str]) -> keras.layers.TextVectorization:
-    """TF-IDF of 1..``ngrams``-grams (the baseline's features), fitted on ``texts``."""
-    vectorizer = keras.layers.TextVectorization(
+def ngram_vectorizer(
+    max_tokens: int | None, ngrams: int, vocabulary: Sequence[str] | None = None, idf_weights: np.ndarray | None = None
+) -> keras.layers.TextVectorization:
+    """[batch] strings → [batch, n-grams] TF-IDF of 1..``ngrams``-grams (the baseline's features)."""
+    return keras.layers.TextVectorization(
         max_tokens=max_tokens, standardize=standardize, split="whitespace", ngrams=ngrams, output_mode="tf_idf",
-        name="ngram_tf_idf",
+        vocabulary=None if vocabulary is None else list(vocabulary), idf_weights=idf_weights, name="ngram_tf_idf",
     )
+
+
+def adapt(vectorizer: keras.layers.TextVectorization, texts: Sequence[str]) -> keras.layers.TextVectorization:
     vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(_VECTORIZE_CHUNK))
     return vectorizer
+
+
+class Preprocessor(preprocessor_lib.Preprocessor):
+    """What the sentiment task fits on the training split: the word vocabulary of the LSTM's input
+    and the whole TF-IDF → logistic-regression baseline (its n-gram vocabulary, idf weights and model)."""
+
+    task = "sentiment"
+
+    def __init__(self, vectorizer: keras.layers.TextVectorization, sequence_length: int,
+                 ngram_vectorizer: keras.layers.TextVectorization, baseline: keras.Model, summary: dict[str, Any]):
+        self.vectorizer = vectorizer
+        self.sequence_length = int(sequence_length)  # tokens kept per review
+        self.ngram_vectorizer = ngram_vectorizer
+        self.baseline = baseline
+        self.summary = summary  # JSON facts of the fit (vocabulary size, review lengths, baseline training)
+        vectorizer(tf.constant([""]))  # built now: an export may track it before any real call
+
+    @property
+    def vocabulary_size(self) -> int:
+        return int(self.vectorizer.vocabulary_size())
+
+    @classmethod
+    def fit(cls, task, data, workdir: Path) -> "Preprocessor":
+        config = task.config
+        texts = [r.text for r in data.train]
+        vectorizer = adapt(word_vectorizer(config.max_tokens), texts)
+        # Lengths before the cut at sequence_length, to report how much text the model does not see.
+        lengths = vectorizer(tf.constant(texts[:_LENGTH_SAMPLE])).row_lengths().numpy()
+        ngrams = adapt(ngram_vectorizer(config.baseline_max_tokens, config.baseline_ngrams), texts)
+        baseline, baseline_summary = model_lib.fit_baseline(
+            config, ngrams, (texts, labels_of(data.train)),
+            ([r.text for r in data.validation], labels_of(data.validation)),
+        )
+        summary = {
+            "vocabulary_size": int(vectorizer.vocabulary_size()),
+            "train_tokens_per_review": {
+                "mean": float(np.mean(lengths)),
+                "max": int(np.max(lengths)),
+                "cut_fraction": float(np.mean(lengths > config.sequence_length)),
+            },
+            "baseline": baseline_summary,
+        }
+        return cls(vectorizer, config.sequence_length, ngrams, baseline, summary)
+
+    def get_state(self) -> dict[str, Any]:
+        ngrams = self.ngram_vectorizer.get_config()["ngrams"]
+        return {"sequence_length": self.sequence_length, "ngrams": ngrams, "summary": self.summary}
+
+    def save_files(self, folder: Path) -> None:
+        folder = Path(folder)
+        for name, layer in ((VOCABULARY_FILE, self.vectorizer), (NGRAM_VOCABULARY_FILE, self.ngram_vectorizer)):
+            (folder / name).write_text(json.dumps(layer.get_vocabulary(), ensure_ascii=False), encoding="utf-8")
+        store: dict[str, np.ndarray] = {}
+        self.ngram_vectorizer.save_own_variables(store)  # {"idf_weights": float32 [n-grams]}
+        np.save(folder / NGRAM_IDF_FILE, store["idf_weights"])
+        self.baseline.save(folder / BASELINE_FILE)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], folder: Path) -> "Preprocessor":
+        folder = Path(folder)
+        # max_tokens=None: the saved vocabularies fix the sizes (the cap only mattered when adapting).
+        vectorizer = word_vectorizer(None, _read_vocabulary(folder / VOCABULARY_FILE))
+        ngrams = ngram_vectorizer(None, int(state["ngrams"]), _read_vocabulary(folder / NGRAM_VOCABULARY_FILE),
+                                  np.load(folder / NGRAM_IDF_FILE))
+        baseline = keras.saving.load_model(folder / BASELINE_FILE, compile=False)
+        return cls(vectorizer, int(state["sequence_length"]), ngrams, baseline, state["summary"])
+
+    def layers(self) -> list[Any]:
+        return [self.vectorizer]  # the serving graph's only fitted layer (the baseline is not exported)
+
+    def encode(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """[batch] raw review strings → [batch, (≤ sequence_length)] int32 word ids, unpadded.
+
+        The training/evaluation datasets (``encode_all``) and the exported ``serve`` graph both call it.
+        """
+        return tf.cast(self.vectorizer(texts)[:, : self.sequence_length], tf.int32)
+
+    def baseline_probabilities(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """P(positive) of the TF-IDF logistic regression for each of ``texts``."""
+        dataset = tf.data.Dataset.from_tensor_slices(list(texts)).batch(batch_size)
+        dataset = dataset.map(self.ngram_vectorizer, num_parallel_calls=AUTOTUNE)
+        return self.baseline.predict(dataset, verbose=0).reshape(-1)  # 0: one pass, no progress to show
+
+
+def _read_vocabulary(path: Path) -> list[str]:
+    vocabulary = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(vocabulary, list) or not all(isinstance(token, str) for token in vocabulary):
+        raise TaskError(f"{str(path)!r} is not a vocabulary (a JSON list of strings); retrain in a new --workdir")
+    return vocabulary
+
+
+def encode_all(preprocessor: Preprocessor, texts: Sequence[str]) -> tf.RaggedTensor:
+    """All ``texts`` → ragged int32 ids [reviews, (≤ sequence_length)], through ``preprocessor.encode``."""
+    chunks = [preprocessor.encode(tf.constant(list(texts[start : start + _VECTORIZE_CHUNK]), tf.string))
+              for start in range(0, len(texts), _VECTORIZE_CHUNK)]
+    if not chunks:
+        return tf.ragged.constant([], dtype=tf.int32, ragged_rank=1)
+    return tf.concat(chunks, axis=0)
 
 
 def to_padded_ids(ragged_ids: tf.RaggedTensor, sequence_length: int) -> tf.Tensor:
@@ -61,17 +176,6 @@ def to_padded_ids(ragged_ids: tf.RaggedTensor, sequence_length: int) -> tf.Tenso
     width = tf.maximum(tf.cast(tf.reduce_max(ragged_ids.row_lengths()), tf.int32), 1)
     padded = ragged_ids.to_tensor(default_value=0, shape=tf.stack([ragged_ids.nrows(out_type=tf.int32), width]))
     return tf.cast(padded, tf.int32)
-
-
-def vectorize(vectorizer: keras.layers.TextVectorization, texts: Sequence[str], sequence_length: int) -> tf.RaggedTensor:
-    """All ``texts`` → ragged int32 ids [reviews, (≤ sequence_length)]."""
-    chunks = []
-    for start in range(0, len(texts), _VECTORIZE_CHUNK):
-        ids = vectorizer(tf.constant(list(texts[start : start + _VECTORIZE_CHUNK])))
-        chunks.append(tf.cast(ids[:, :sequence_length], tf.int32))
-    if not chunks:
-        return tf.ragged.constant([], dtype=tf.int32, ragged_rank=1)
-    return tf.concat(chunks, axis=0)
 
 
 def labels_of(reviews: Sequence[Review]) -> np.ndarray:
@@ -122,7 +226,9 @@ def _at_least_one_step(padded: tf.Tensor) -> tf.Tensor:
     return tf.cond(width > 0, lambda: padded, lambda: tf.zeros([tf.shape(padded)[0], 1], padded.dtype))
 
 
-def prediction_dataset(ids: tf.RaggedTensor, batch_size: int, sequence_length: int) -> tuple[tf.data.Dataset, np.ndarray]:
+def prediction_dataset(
+    ids: tf.RaggedTensor, batch_size: int, sequence_length: int
+) -> tuple[tf.data.Dataset, np.ndarray]:
     """Batches of padded ids in order of length (less padding), and the order to undo it.
 
     ``probabilities[order] = model.predict(dataset)`` puts the outputs back in the reviews' order.
@@ -130,7 +236,17 @@ def prediction_dataset(ids: tf.RaggedTensor, batch_size: int, sequence_length: i
     lengths = ids.row_lengths().numpy()
     order = np.argsort(lengths, kind="stable")
     dataset = tf.data.Dataset.from_tensor_slices(tf.gather(ids, order)).ragged_batch(batch_size)
-    return dataset.map(lambda batch: to_padded_ids(batch, sequence_length), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE), order
+    dataset = dataset.map(lambda batch: to_padded_ids(batch, sequence_length), num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE), order
+
+
+def model_probabilities(model, preprocessor: Preprocessor, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """P(positive) of the LSTM for each of ``texts``, through ``encode`` and the evaluation batches."""
+    dataset, order = prediction_dataset(encode_all(preprocessor, texts), batch_size, preprocessor.sequence_length)
+    sorted_probabilities = model.predict(dataset, verbose=0).reshape(-1)  # 0: one pass, no progress to show
+    probabilities = np.empty_like(sorted_probabilities)
+    probabilities[order] = sorted_probabilities
+    return probabilities
 
 
 def stratified_split(reviews: Sequence[Review], fraction: float, seed: int) -> tuple[list[Review], list[Review]]:

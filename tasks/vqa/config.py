@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 from common.config import BaseConfig, ConfigError, check_split_fractions
 
@@ -15,7 +15,8 @@ class Config(BaseConfig):
     max_question_length: int = 14  # tokens kept per question (right-padded); VQA questions rarely exceed 14
     validation_fraction: float = 0.1  # of the training split's IMAGES held out for early stopping
     test_fraction: float = 0.2  # of the images, used as test only when the data has a single split
-    image_dir: str = ""  # folder of the COCO images of --data-dir; "" = <data-dir>/<split> (or images/<split>)
+    image_dir: Optional[str] = None  # folder of the COCO images of --data-dir; None = <data-dir>/<split>
+    # (or <data-dir>/images/<split>)
     soft_targets: bool = True  # train on the 10 answers' official scores (normalised) instead of the top answer
     # --- synthetic default (when --data-dir is not given): VQA v2 JSON + JPEGs under WORKDIR/data ---
     train_images: int = 3000  # scenes in the "train2014" split (train + validation)
@@ -25,14 +26,15 @@ class Config(BaseConfig):
     answer_error_rate: float = 0.1  # chance that one of the 10 simulated annotators answers wrongly
     # --- image side ---------------------------------------------------------------------------------
     image_size: int = 48  # pixels per side fed to the CNN (synthetic scenes are drawn at this size)
-    image_features: str = "cached"  # "cached": frozen CNN features cached on disk (the paper); "end_to_end": the CNN trains with the model
+    image_features: str = "cached"  # "cached": frozen CNN features cached on disk (the paper);
+    # "end_to_end": the CNN trains with the model
     encoder: str = "strided_cnn"  # strided_cnn (tasks/vqa/model.py) or a common.images encoder:
     # small_cnn | resnet50 | inception_v3 | mobilenet_v3_small
-    pretrain_epochs: int = 15  # cached mode on synthetic data: epochs pretraining the encoder on the scenes'
-    # object attributes (the stand-in for ImageNet pretraining) before its features are cached; 0 = random weights
-    encoder_weights: str = ""  # path to the encoder's weights (ImageNet *_notop.h5); "" = random init
+    encoder_pretrain_epochs: int = 15  # cached mode on synthetic data: epochs pretraining the encoder on the
+    # scenes' object attributes (the stand-in for ImageNet pretraining) before its features are cached; 0 = off
+    encoder_weights: Optional[str] = None  # path to the encoder's weights (ImageNet *_notop.h5); None = random init
     encoder_feature_dim: int = 256  # output width of strided_cnn / small_cnn (the keras.applications widths are fixed)
-    feature_cache_dir: str = ""  # where cached features go; "" = WORKDIR/features
+    feature_cache_dir: Optional[str] = None  # where cached features go; None = WORKDIR/features
     # --- model: deeper LSTM Q + norm I (Antol et al. 2015) --------------------------------------------
     embedding_dim: int = 64  # word vectors (VQA_LSTM_CNN: 200)
     lstm_units: int = 128  # per LSTM layer (paper: 512); question code = [h, c] of every layer
@@ -46,6 +48,7 @@ class Config(BaseConfig):
     batch_size: int = 64
     learning_rate: float = 1e-3
     early_stopping_patience: int = 5
+    logged_examples: int = 6  # test questions whose (question, human answers, prediction) evaluation logs
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         **BaseConfig.CHOICES,
@@ -58,7 +61,7 @@ class Config(BaseConfig):
         "tiny": {
             "train_images": 60, "test_images": 20, "questions_per_image": 3, "image_size": 32,
             "encoder_feature_dim": 32, "embedding_dim": 16, "lstm_units": 16, "common_dim": 32,
-            "hidden_units": 32, "epochs": 2, "batch_size": 32, "pretrain_epochs": 1, "tensorboard": False,
+            "hidden_units": 32, "epochs": 2, "batch_size": 32, "encoder_pretrain_epochs": 1, "tensorboard": False,
         },
         # VQA_LSTM_CNN (Antol et al. 2015 / the authors' Torch code) on real VQA v2 with cached CNN features:
         # 2x512 LSTM, 200-d words, 1024 common space, 1000 hidden, top-1000 answers, RMSprop 3e-4, batch 500.
@@ -76,7 +79,9 @@ class Config(BaseConfig):
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
         if not 0 <= self.answer_error_rate < 0.5:
-            raise ConfigError(f"answer_error_rate={self.answer_error_rate} must be in [0, 0.5): most annotators are right")
+            raise ConfigError(
+                f"answer_error_rate={self.answer_error_rate} must be in [0, 0.5): most annotators are right"
+            )
         for key in ("max_answers", "max_question_length", "train_images", "test_images", "questions_per_image",
                     "max_objects", "embedding_dim", "lstm_units", "lstm_layers", "common_dim", "hidden_units",
                     "encoder_feature_dim"):  # fmt: skip
@@ -86,7 +91,9 @@ class Config(BaseConfig):
             raise ConfigError(f"max_answers={self.max_answers} must be at least 2")
         if self.max_objects > 6:
             raise ConfigError(f"max_objects={self.max_objects}: at most 6 shapes fit in a scene")
-        if self.pretrain_epochs < 0:
-            raise ConfigError(f"pretrain_epochs={self.pretrain_epochs} must be 0 (off) or more")
+        if self.encoder_pretrain_epochs < 0:
+            raise ConfigError(f"encoder_pretrain_epochs={self.encoder_pretrain_epochs} must be 0 (off) or more")
+        if self.logged_examples < 0:
+            raise ConfigError(f"logged_examples={self.logged_examples} must be 0 (none) or more")
         if self.image_size < 16:
             raise ConfigError(f"image_size={self.image_size} must be at least 16 pixels")

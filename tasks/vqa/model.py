@@ -34,7 +34,8 @@ def build_strided_cnn(config: Config) -> keras.Model:
     images = keras.Input(shape=(config.image_size, config.image_size, 3), name="images")
     x = keras.layers.Rescaling(scale=1.0 / 255.0, name="unit_pixels")(images)
     for index, (filters, strides) in enumerate(((32, 2), (64, 2), (64, 2), (64, 1))):
-        x = keras.layers.Conv2D(filters=filters, kernel_size=3, strides=strides, padding="same", use_bias=False, name=f"conv{index + 1}")(x)
+        x = keras.layers.Conv2D(filters=filters, kernel_size=3, strides=strides, padding="same", use_bias=False,
+                                name=f"conv{index + 1}")(x)
         x = keras.layers.BatchNormalization(name=f"conv{index + 1}_norm")(x)
         x = keras.layers.ReLU(name=f"conv{index + 1}_relu")(x)
     x = keras.layers.Flatten(name="grid")(x)  # [B, (S/8)² · 64]
@@ -43,20 +44,26 @@ def build_strided_cnn(config: Config) -> keras.Model:
     return keras.Model(images, features, name="strided_cnn")
 
 
-def build_image_encoder(config: Config) -> keras.Model:
-    """The image CNN: pixels in [0, 255] → [B, D]. ``strided_cnn`` is defined here (end to end only);
-    the others come from common.images (small_cnn, keras.applications networks, optional weights)."""
+def build_image_encoder(config: Config, weights_path: str | None = None) -> keras.Model:
+    """The image CNN: pixels in [0, 255] → [B, D]. ``strided_cnn`` is defined here; the others come
+    from common.images (small_cnn, keras.applications networks).
+
+    weights_path: a weights file to load (the fitted preprocessor's ``.weights.h5``, or an ImageNet
+    ``*_notop.h5`` for the keras.applications networks); None = random initial weights.
+    """
     if config.encoder == "strided_cnn":
-        return build_strided_cnn(config)
+        encoder = build_strided_cnn(config)
+        if weights_path is not None:
+            encoder.load_weights(weights_path)
+        return encoder
     return common_images.build_encoder(
-        config.encoder,
-        config.image_size,
-        weights_path=config.encoder_weights or None,
-        feature_dim=config.encoder_feature_dim,
+        config.encoder, config.image_size, weights_path=weights_path, feature_dim=config.encoder_feature_dim
     )
 
 
-def build_model(config: Config, question_vocabulary_size: int, num_answers: int, image_feature_dim: int | None = None) -> keras.Model:
+def build_model(
+    config: Config, question_vocabulary_size: int, num_answers: int, image_feature_dim: int | None = None
+) -> keras.Model:
     """Functional model {"image", "question_tokens"} → answer probabilities [B, num_answers].
 
     image_feature_dim: width of cached features (image_features="cached"); ignored in end_to_end mode,
@@ -64,7 +71,7 @@ def build_model(config: Config, question_vocabulary_size: int, num_answers: int,
     """
     if config.image_features == "cached":
         if not image_feature_dim:
-            raise ValueError("image_features='cached' needs image_feature_dim (the cached feature width), got none")
+            raise ValueError("image_features='cached' needs image_feature_dim (the cached feature width), got None")
         image = keras.Input(shape=(image_feature_dim,), dtype="float32", name="image")
         image_features = image
     else:
@@ -92,7 +99,9 @@ def build_model(config: Config, question_vocabulary_size: int, num_answers: int,
     # Cached CNN features are all positive (ReLU), so the vectors of different images point in nearly
     # the same direction and l2 normalisation would leave little to tell images apart: centre them first.
     if config.image_features == "cached":
-        image_features = keras.layers.BatchNormalization(center=False, scale=False, name="image_centring")(image_features)
+        image_features = keras.layers.BatchNormalization(center=False, scale=False, name="image_centring")(
+            image_features
+        )
     normalised = keras.layers.UnitNormalization(axis=-1, name="image_l2_norm")(image_features)
     # Unit l2 norm leaves components of size 1/sqrt(D); rescale to unit RMS so that the glorot-initialised
     # projection starts with tanh inputs of order 1 instead of learning a sqrt(D) gain first.
@@ -107,32 +116,8 @@ def build_model(config: Config, question_vocabulary_size: int, num_answers: int,
     hidden = keras.layers.Dropout(rate=config.dropout, name="hidden_dropout")(hidden)
     # float32 output layer so that softmax and loss stay exact under mixed precision.
     answers = keras.layers.Dense(units=num_answers, activation="softmax", dtype="float32", name="answers")(hidden)
-    return keras.Model(inputs={"image": image, "question_tokens": question_tokens}, outputs=answers, name="deeper_lstm_q_norm_i")
-
-
-def pretrain_encoder(encoder: keras.Model, pixels, attributes, config: Config) -> dict:
-    """Trains ``encoder`` in place to predict the scenes' object attributes (multi-label, sigmoid).
-
-    pixels: [N, S, S, 3] uint8 training images; attributes: [N, A] multi-hot (see
-    data.synthetic.questions.attribute_targets). The synthetic stand-in for ImageNet pretraining: the
-    encoder is then frozen and its features cached, as the original model did with VGG features.
-    Returns the last epoch's metrics.
-    """
-    images = keras.Input(shape=tuple(pixels.shape[1:]), name="images")
-    features = keras.layers.ReLU(name="pretraining_relu")(encoder(images))
-    outputs = keras.layers.Dense(units=attributes.shape[1], activation="sigmoid", dtype="float32", name="attributes")(features)
-    model = keras.Model(images, outputs, name="encoder_pretraining")
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.AUC(name="attribute_auc")],
-        jit_compile=config.jit_compile,
-    )
-    history = model.fit(
-        pixels.astype("float32"), attributes, batch_size=config.batch_size, epochs=config.pretrain_epochs,
-        validation_split=0.1, shuffle=True, verbose=config.verbose,
-    )  # fmt: skip
-    return {key: float(values[-1]) for key, values in history.history.items()}
+    inputs = {"image": image, "question_tokens": question_tokens}
+    return keras.Model(inputs=inputs, outputs=answers, name="deeper_lstm_q_norm_i")
 
 
 def make_optimizer(config: Config) -> keras.optimizers.Optimizer:

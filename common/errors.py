@@ -1,0 +1,13 @@
+"""The two user-facing error kinds. run.py prints either as one ``error:`` line and exits with 2.
+
+They live in ``common/`` so that every layer (readers in ``data/``, shared code, tasks) raises the
+same classes without ``common/`` importing ``data/``.
+"""
+
+
+class DataError(ValueError):
+    """Input data is missing or malformed. The message names the file/field and what was expected."""
+
+
+class TaskError(ValueError):
+    """A user-facing problem with the task's input (model folder, predictions file, arguments)."""

@@ -1,0 +1,64 @@
+"""One shape for every task (parametrized over the registry): results.json, the saved fitted state,
+and evaluate / export / predict from a saved run in a new process without refitting anything."""
+
+import json
+
+import pytest
+
+import tasks
+from conftest import run_cli
+
+# Keys of metrics that measure the machine, not the model: they may differ between two evaluations.
+_TIMING_WORDS = ("seconds", "per_second", "results_file")
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if not any(w in k for w in _TIMING_WORDS)}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name", tasks.TASK_NAMES)
+def test_saved_run_evaluates_exports_and_predicts_identically_in_a_new_process(name, tiny_run):
+    task_class = tasks.load_task(name)
+    workdir = tiny_run(name)
+    first = json.loads((workdir / "results.json").read_text())
+
+    # One results.json shape: the primary metric names a value of the model and of every baseline.
+    metrics = first["metrics"]
+    assert metrics["primary"] == task_class.primary_metric == first["primary_metric"]
+    assert isinstance(metrics["model"][metrics["primary"]], (int, float))
+    assert metrics["baselines"], "every task compares the model with at least one baseline"
+    for baseline, scores in metrics["baselines"].items():
+        assert isinstance(scores[metrics["primary"]], (int, float)), baseline
+    # The fitted state is an artefact beside the checkpoint, and the export names its task.
+    assert (workdir / "checkpoints" / "preprocessor" / "preprocessor.json").is_file()
+    assert json.loads((workdir / "export" / "task.json").read_text())["task"] == name
+
+    again = run_cli(name, "--preset", "tiny", "--workdir", str(workdir), "--steps", "evaluate,export")
+    assert again.returncode == 0, again.stderr[-4000:]
+    second = json.loads((workdir / "results.json").read_text())
+    assert "fit_preprocessor" not in second["seconds"] and "train" not in second["seconds"]
+    assert _without_timings(second["metrics"]) == _without_timings(first["metrics"])
+    assert {k: v["sha256"] for k, v in second["export"]["endpoints"].items()} == {
+        k: v["sha256"] for k, v in first["export"]["endpoints"].items()
+    }, "the re-exported model answers the smoke inputs differently: something was refitted"
+
+    # The run wrote sample inputs; predict on them prints one JSON object per line.
+    command = second["export"]["predict_example"]
+    assert command[:3] == ["run.py", name, "predict"]
+    predicted = run_cli(*command[1:])
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    lines = [json.loads(line) for line in predicted.stdout.strip().splitlines()]
+    assert lines and all(isinstance(line, dict) for line in lines)
+
+
+@pytest.mark.parametrize("name", tasks.TASK_NAMES)
+def test_predict_refuses_another_tasks_export(name, tiny_run):
+    other = "acceleration" if name != "acceleration" else "sentiment"
+    export = tiny_run(other) / "export"
+    result = run_cli(name, "predict", "--model", str(export), "x")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"exported by the {other!r} task" in result.stderr and "Traceback" not in result.stderr
