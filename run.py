@@ -91,7 +91,6 @@ def _configure_logging() -> None:
 def _run(task_class, options: argparse.Namespace, action: str) -> dict:
     from common import export, report, training
     from common.io import atomic_write_json
-    from common.preprocessor import STATE_FILE as PREPROCESSOR_STATE
     from common.preprocessor import preprocessor_dir
 
     config = task_class.Config.from_preset(options.preset, options.overrides)
@@ -113,7 +112,8 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
                    "versions": report.versions(task.extra_packages), "hardware": report.hardware(),
                    "devices": training.device_report(), "date": _now()}
         atomic_write_json(workdir / "bench.json", results)
-        print(report.format_table(results.get("figures", results), title=f"{task.name} bench → {workdir / 'bench.json'}"))
+        title = f"{task.name} bench → {workdir / 'bench.json'}"
+        print(report.format_table(results.get("figures", results), title=title))
         return results
 
     steps = [s.strip() for s in options.steps.split(",") if s.strip()]
@@ -139,16 +139,9 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
     preprocessor_folder = preprocessor_dir(workdir)
     if "train" in steps:
         start = time.perf_counter()
-        # Resume an interrupted run with the preprocessor it was trained with; a fresh run fits
-        # one on the training split and saves it before any epoch, beside the checkpoints.
-        resumed = training.prepare_run(workdir, config)
-        if resumed and (preprocessor_folder / PREPROCESSOR_STATE).is_file():
-            preprocessor = task.Preprocessor.load(preprocessor_folder)
-            logging.getLogger("run").info("Resuming with the fitted preprocessor in %s", preprocessor_folder)
-        else:
-            preprocessor = task.Preprocessor.fit(task, data, workdir)
-            preprocessor.save(preprocessor_folder, facts={"config": config.to_dict(), "data": data.info})
-        seconds["fit_preprocessor"] = time.perf_counter() - start
+        preprocessor, resumed = training.fitted_preprocessor(task, data, workdir)
+        if not resumed:
+            seconds["fit_preprocessor"] = time.perf_counter() - start
         start = time.perf_counter()
         with strategy.scope():
             model = task.build_model(data, preprocessor)

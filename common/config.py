@@ -67,7 +67,9 @@ def parse_value(text: str, annotation: Any, key: str) -> Any:
 def check_split_fractions(validation_fraction: float, test_fraction: float) -> None:
     """Validation and test fractions in (0, 1) that leave at least 10% of the data for training."""
     if not 0 < validation_fraction < 1 or not 0 < test_fraction < 1:
-        raise ConfigError(f"validation_fraction={validation_fraction} and test_fraction={test_fraction} must be in (0, 1)")
+        raise ConfigError(
+            f"validation_fraction={validation_fraction} and test_fraction={test_fraction} must be in (0, 1)"
+        )
     if validation_fraction + test_fraction >= 0.9:
         raise ConfigError(
             f"validation_fraction + test_fraction = {validation_fraction + test_fraction:g} must leave at least "
@@ -84,13 +86,15 @@ class BaseConfig:
     batch_size: int = 64  # examples per optimizer step (global batch under a distribution strategy)
     learning_rate: float = 1e-3  # Adam step size unless the task says otherwise
     early_stopping_patience: int = 5  # epochs without validation improvement before stopping; 0 = never
-    strategy: str = "default"  # "default" = one device (GPU if TensorFlow sees one); "mirrored" = all GPUs, else all logical CPUs
+    # "default" = one device (GPU if TensorFlow sees one); "mirrored" = all GPUs, else all logical CPUs
+    strategy: str = "default"
     logical_cpus: int = 0  # >1 splits the CPU into this many logical devices (to exercise "mirrored" without GPUs)
     precision: str = "float32"  # Keras dtype policy; "mixed_float16" on GPUs (outputs stay float32)
     jit_compile: bool = False  # XLA-compile the train/predict steps
     tensorboard: bool = True  # write TensorBoard logs under WORKDIR/logs/tensorboard
     reduce_lr_patience: int = 0  # epochs without validation improvement before halving the learning rate; 0 = never
-    verbose: int = -1  # Keras fit verbosity: 1 = progress bar, 2 = one line per epoch; -1 = bar on a terminal, lines otherwise
+    # Keras fit verbosity: 1 = progress bar, 2 = one line per epoch; -1 = bar on a terminal, lines otherwise
+    verbose: int = -1
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "strategy": ("default", "mirrored"),

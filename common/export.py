@@ -90,7 +90,8 @@ def check_in_fresh_process(path: Path, examples: Mapping[str, Sequence[Any]], ti
         with open(examples_file, "wb") as handle:
             pickle.dump({k: [np.asarray(a) for a in v] for k, v in examples.items()}, handle)
         result = subprocess.run(
-            [sys.executable, "-I", "-c", _CHECK_SCRIPT, str(Path(path).resolve()), str(examples_file), str(temporary / "out")],
+            [sys.executable, "-I", "-c", _CHECK_SCRIPT, str(Path(path).resolve()), str(examples_file),
+             str(temporary / "out")],
             cwd=temporary,
             capture_output=True,
             text=True,

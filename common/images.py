@@ -212,7 +212,8 @@ def _small_cnn(image_size: int, feature_dim: int) -> keras.Model:
     images = keras.Input(shape=(image_size, image_size, 3), name="images")
     x = ImagePreprocessing(mode="unit", name="preprocess")(images)
     for index, filters in enumerate((32, 64, 96, 128)):
-        x = keras.layers.Conv2D(filters=filters, kernel_size=3, padding="same", activation="relu", name=f"conv{index + 1}")(x)
+        x = keras.layers.Conv2D(filters=filters, kernel_size=3, padding="same", activation="relu",
+                                name=f"conv{index + 1}")(x)
         if x.shape[1] > 4:
             x = keras.layers.MaxPooling2D(pool_size=2, name=f"pool{index + 1}")(x)
     x = keras.layers.AdaptiveAveragePooling2D(output_size=(4, 4), name="grid")(x)  # [B, 4, 4, 128]
@@ -349,7 +350,8 @@ def cached_features(
     missing = [index for index, row in enumerate(rows) if row is None]
     image_size = int(encoder.inputs[0].shape[1])
     if missing:
-        logger.info("Computing %s features for %d of %d images (cache %s)", encoder.name, len(missing), len(paths), cache_dir)
+        logger.info("Computing %s features for %d of %d images (cache %s)", encoder.name, len(missing), len(paths),
+                    cache_dir)
     for start in range(0, len(missing), batch_size):
         chunk = missing[start : start + batch_size]
         content = [read_image_bytes(paths[index]) for index in chunk]

@@ -40,8 +40,10 @@ class SequenceAttention(keras.layers.Layer):
         if self.score == "general":
             self.kernel = self.add_weight(name="kernel", shape=(query_size, memory_size), initializer="glorot_uniform")
         if self.score == "additive":
-            self.query_kernel = self.add_weight(name="query_kernel", shape=(query_size, self.units), initializer="glorot_uniform")
-            self.memory_kernel = self.add_weight(name="memory_kernel", shape=(memory_size, self.units), initializer="glorot_uniform")
+            self.query_kernel = self.add_weight(name="query_kernel", shape=(query_size, self.units),
+                                                initializer="glorot_uniform")
+            self.memory_kernel = self.add_weight(name="memory_kernel", shape=(memory_size, self.units),
+                                                 initializer="glorot_uniform")
             self.vector = self.add_weight(name="vector", shape=(self.units,), initializer="glorot_uniform")
         self.built = True
 

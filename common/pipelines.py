@@ -33,9 +33,3 @@ def from_arrays(
         dataset = dataset.map(map_fn, num_parallel_calls=AUTOTUNE)
     return dataset.batch(batch_size).prefetch(AUTOTUNE)
 
-
-def finish(dataset: tf.data.Dataset, batch_size: int, shuffle: bool, seed: int, buffer_size: int) -> tf.data.Dataset:
-    """Shuffle (before batch) → batch → prefetch, for datasets built some other way."""
-    if shuffle:
-        dataset = dataset.shuffle(buffer_size=max(buffer_size, 1), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(AUTOTUNE)

@@ -154,7 +154,8 @@ def default_callbacks(config: BaseConfig, workdir: Path, monitor: str = "val_los
         )
     if config.reduce_lr_patience > 0:
         callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.5, patience=config.reduce_lr_patience)
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.5,
+                                              patience=config.reduce_lr_patience)
         )
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(workdir / "logs" / "tensorboard")))
@@ -204,6 +205,22 @@ def prepare_run(workdir: Path, config: BaseConfig) -> bool:
             os.replace(log, log.with_name("training.previous.csv"))
     atomic_write_json(state_path, {"fingerprint": fingerprint, "config": config.to_dict()})
     return resumable
+
+
+def fitted_preprocessor(task, data, workdir: Path):
+    """The train step's preprocessor and whether the run resumes: an interrupted run in WORKDIR
+    (same config) resumes with the preprocessor it was trained with; a fresh run fits one on the
+    training split and saves it, before any epoch, to WORKDIR/checkpoints/preprocessor/."""
+    from common.preprocessor import STATE_FILE, preprocessor_dir
+
+    folder = preprocessor_dir(workdir)
+    resumed = prepare_run(workdir, task.config)
+    if resumed and (folder / STATE_FILE).is_file():
+        logger.info("Resuming with the fitted preprocessor in %s (not refitted)", folder)
+        return task.Preprocessor.load(folder), True
+    preprocessor = task.Preprocessor.fit(task, data, workdir)
+    preprocessor.save(folder, facts={"config": task.config.to_dict(), "data": data.info})
+    return preprocessor, False
 
 
 def verbosity(config: BaseConfig) -> int:

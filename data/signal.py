@@ -124,7 +124,8 @@ def _read_mat(path: Path, key: str | None) -> np.ndarray:
         contents = scipy.io.loadmat(path)
     except Exception as error:
         raise DataError(f"{path}: not a readable MATLAB file ({error})") from None
-    names = [k for k, v in contents.items() if not k.startswith("__") and isinstance(v, np.ndarray) and v.dtype.kind in "fiu"]
+    names = [k for k, v in contents.items()
+             if not k.startswith("__") and isinstance(v, np.ndarray) and v.dtype.kind in "fiu"]
     name = _pick(names, key, path, "signal_key")
     return _as_vector(contents[name], path, f"variable {name!r}")
 

@@ -44,8 +44,10 @@ def test_every_format_reads_the_same_signal(tmp_path):
 @pytest.mark.parametrize(
     "writer, options, fragment",
     [
-        (lambda p: np.save(p / "x.npy", np.where(np.arange(3000) == 17, np.nan, SIGNAL)), ("x.npy", {}), "NaN/inf value(s) (first at sample 17)"),
-        (lambda p: np.save(p / "x.npy", np.where(np.arange(3000) == 5, np.inf, SIGNAL)), ("x.npy", {}), "first at sample 5"),
+        (lambda p: np.save(p / "x.npy", np.where(np.arange(3000) == 17, np.nan, SIGNAL)), ("x.npy", {}),
+         "NaN/inf value(s) (first at sample 17)"),
+        (lambda p: np.save(p / "x.npy", np.where(np.arange(3000) == 5, np.inf, SIGNAL)), ("x.npy", {}),
+         "first at sample 5"),
         (lambda p: np.save(p / "x.npy", np.zeros((10, 3))), ("x.npy", {}), "expected a 1-D signal"),
         (lambda p: np.savez(p / "x.npz", DE=SIGNAL, FE=SIGNAL), ("x.npz", {}), "choose one with --set signal_key"),
         (lambda p: np.savez(p / "x.npz", DE=SIGNAL), ("x.npz", {"key": "BA"}), "no signal_key 'BA'; available: ['DE']"),
@@ -143,7 +145,8 @@ def test_rolling_forecast_feeds_each_output_back_in():
     generated = model_lib.rolling_forecast(predictor, windows, 4).numpy()
     assert generated.shape == (2, 4, HORIZON)
     for k in range(1, 4):
-        np.testing.assert_array_equal(seen[k][:, -HORIZON:], generated[:, k - 1])  # step k's input holds step k-1's output
+        # step k's input holds step k-1's output
+        np.testing.assert_array_equal(seen[k][:, -HORIZON:], generated[:, k - 1])
         np.testing.assert_array_equal(seen[k][:, :-HORIZON], seen[k - 1][:, HORIZON:])  # and the window shifted
     # With a rolling window the extrapolation continues the ramp; without it, every step would repeat.
     np.testing.assert_array_equal(generated.reshape(2, -1)[0], np.arange(WINDOW_SAMPLES, WINDOW_SAMPLES + 400))

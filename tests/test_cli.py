@@ -29,7 +29,8 @@ def test_list_names_every_task_with_a_description():
     ],
 )
 def test_usage_errors_print_one_line_and_exit_2(arguments, fragment, tmp_path):
-    result = run_cli(*arguments, "--workdir", str(tmp_path)) if "--set" in arguments or "--steps" in arguments else run_cli(*arguments)
+    needs_workdir = "--set" in arguments or "--steps" in arguments
+    result = run_cli(*arguments, "--workdir", str(tmp_path)) if needs_workdir else run_cli(*arguments)
     assert result.returncode == 2, result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and fragment in error_lines[0], result.stderr

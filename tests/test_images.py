@@ -133,7 +133,8 @@ def test_decode_images_shape_range_and_content():
 def test_decode_images_safe_reports_each_bad_element_and_keeps_the_good_ones():
     good = _jpeg_bytes(1)
     batch = [good, b"not an image", good[: len(good) // 2], b"", _png_bytes(), good[:300] + good[-2:]]
-    function = tf.function(lambda b: images.decode_images_safe(b, 32), input_signature=[tf.TensorSpec([None], tf.string)])
+    function = tf.function(lambda b: images.decode_images_safe(b, 32),
+                           input_signature=[tf.TensorSpec([None], tf.string)])
     decoded, problems = function(tf.constant(batch))
     problems = [p.decode() for p in problems.numpy()]
     assert problems[0] == "" and problems[4] == ""

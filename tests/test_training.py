@@ -43,7 +43,8 @@ def _train(workdir, kill_after=None, batch_size=16):
     env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin", "BATCH_SIZE": str(batch_size)}
     if kill_after is not None:
         env["KILL_AFTER_EPOCH"] = str(kill_after)
-    return subprocess.run([sys.executable, "-c", _SCRIPT, str(ROOT), str(workdir)], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-c", _SCRIPT, str(ROOT), str(workdir)], capture_output=True, text=True,
+                          env=env, timeout=300)
 
 
 def test_a_killed_run_resumes_with_the_remaining_epochs(tmp_path):
@@ -52,7 +53,8 @@ def test_a_killed_run_resumes_with_the_remaining_epochs(tmp_path):
     assert (tmp_path / "checkpoints" / "best.keras").exists()
     resumed = _train(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert json.loads(resumed.stdout.strip().splitlines()[-1]) == {"epochs_run": 3, "resumed": True}  # epochs 3..5, not 1..5
+    # epochs 3..5, not 1..5
+    assert json.loads(resumed.stdout.strip().splitlines()[-1]) == {"epochs_run": 3, "resumed": True}
     with open(tmp_path / "logs" / "training.csv") as handle:
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
     assert epochs == [0, 1, 2, 3, 4]
@@ -104,4 +106,33 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["devices"]["replicas"] == 2
     assert len([d for d in results["devices"]["logical"] if "CPU" in d]) == 2
-    assert results["metrics"]["mse"] > 0
+    assert results["metrics"]["model"]["mse"] > 0
+
+
+def test_a_resumed_run_loads_its_preprocessor_and_a_fresh_run_refits(tmp_path, monkeypatch):
+    import dataclasses
+
+    import pytest
+
+    from common import training
+    from tasks.acceleration.task import TASK
+
+    task = TASK(TASK.Config.from_preset("tiny"))
+    data = task.load_data(None, tmp_path)
+    first, resumed = training.fitted_preprocessor(task, data, tmp_path)
+    assert not resumed and (tmp_path / "checkpoints" / "preprocessor" / "preprocessor.json").is_file()
+
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "training_metadata.json").write_text("{}")  # what a killed run leaves behind
+    fits = []
+    original_fit = task.Preprocessor.fit.__func__
+    monkeypatch.setattr(task.Preprocessor, "fit", classmethod(lambda cls, *a: fits.append(1) or original_fit(cls, *a)))
+    second, resumed = training.fitted_preprocessor(task, data, tmp_path)
+    assert resumed and not fits, "a resumed run must load the saved preprocessor, not refit it"
+    assert (second.mean, second.std) == (first.mean, first.std)
+
+    task.config = dataclasses.replace(task.config, ridge_order=100)  # another config: start afresh
+    third, resumed = training.fitted_preprocessor(task, data, tmp_path)
+    assert not resumed and fits == [1] and sorted(third.ridges) == [100, 2500]
+    with pytest.raises(Exception, match="fitted by task 'acceleration', not 'sentiment'"):
+        type("Other", (task.Preprocessor,), {"task": "sentiment"}).load(tmp_path / "checkpoints" / "preprocessor")

@@ -16,7 +16,9 @@ import sacrebleu
 
 def _reference_streams(references: Sequence[Sequence[str]], count: int) -> list[list[str | None]]:
     if len(references) != count:
-        raise ValueError(f"Got {count} hypotheses but {len(references)} reference lists; expected one list per hypothesis")
+        raise ValueError(
+            f"Got {count} hypotheses but {len(references)} reference lists; expected one list per hypothesis"
+        )
     width = max((len(r) for r in references), default=0)
     if width == 0 or any(len(r) == 0 for r in references):
         raise ValueError("Every hypothesis needs at least one reference")

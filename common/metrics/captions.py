@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
-import os
 import re
 import shutil
 import warnings
-from pathlib import Path
 from typing import Any, Hashable, Mapping
 
 OFFICIAL_KEYS: tuple[str, ...] = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
@@ -176,53 +173,21 @@ def nltk_corpus_bleu(gts: Mapping[int, list[str]], res: Mapping[int, list[str]])
     return {f"Bleu_{n + 1}": float(value) for n, value in enumerate(values)}
 
 
-# --- files in the COCO formats -----------------------------------------------------------------------
+# --- a parsed results file ---------------------------------------------------------------------------
 
 
-def read_results_file(path: str | os.PathLike) -> dict[int, str]:
-    """Reads a COCO caption results file ``[{"image_id": int, "caption": str}, ...]`` → {image_id: caption}."""
-    from data import DataError, read_json
+def score_results(
+    references: Mapping[Hashable, list[str]],
+    results: Mapping[Hashable, str],
+    protocol: str = "official",
+    meteor: bool = True,
+) -> dict[str, Any]:
+    """Scores a parsed COCO results file (id → caption) against parsed annotations (id → captions).
 
-    path = Path(path)
-    payload = read_json(path, "Predictions file")
-    if not isinstance(payload, list):
-        raise DataError(
-            f"Predictions file {str(path)!r}: expected a JSON list of {{\"image_id\", \"caption\"}} objects "
-            f"(COCO results format), got a {type(payload).__name__}"
-        )
-    results: dict[int, str] = {}
-    for index, entry in enumerate(payload):
-        if not isinstance(entry, dict) or "image_id" not in entry or "caption" not in entry:
-            raise DataError(f"Predictions file {str(path)!r}, entry {index}: expected {{\"image_id\", \"caption\"}}, got {entry!r:.200}")
-        if not isinstance(entry["caption"], str):
-            raise DataError(f"Predictions file {str(path)!r}, entry {index}: caption must be a string, got {entry['caption']!r:.100}")
-        image_id = entry["image_id"]
-        if image_id in results:
-            raise DataError(f"Predictions file {str(path)!r}, entry {index}: image_id {image_id!r} appears twice")
-        results[image_id] = entry["caption"]
-    if not results:
-        raise DataError(f"Predictions file {str(path)!r} is an empty list")
-    return results
-
-
-def score_files(annotations: str | os.PathLike, predictions: str | os.PathLike, protocol: str = "official") -> dict[str, Any]:
-    """Scores a COCO results file against a COCO captions annotation file (the ``score`` action)."""
-    from data import DataError
-    from data.coco_captions import read_caption_annotations
-
-    references = read_caption_annotations(annotations)
-    results = read_results_file(predictions)
-    unknown = [image_id for image_id in results if image_id not in references]
-    if unknown:
-        raise DataError(
-            f"Predictions file {str(predictions)!r} has {len(unknown)} image ids that are not in "
-            f"{str(annotations)!r}, e.g. {unknown[:5]}"
-        )
-    scores = score_captions(references, results, protocol=protocol)
+    Only the predicted ids are scored; ``images_without_prediction`` counts the annotated images
+    that have none (the ``score`` action reads both files with data.coco_captions.read_scoring_files).
+    """
+    scores = score_captions(references, results, protocol=protocol, meteor=meteor)
     if len(results) < len(references):
         scores["images_without_prediction"] = len(references) - len(results)
     return scores
-
-
-def is_finite_scores(scores: Mapping[str, Any]) -> bool:
-    return all(math.isfinite(scores[key]) for key in OFFICIAL_KEYS if key in scores)

@@ -175,7 +175,8 @@ def vqa_accuracy(predictions: Mapping[int, str], annotations: Mapping[int, Mappi
     for question_id, annotation in annotations.items():
         accuracy = question_accuracy(predictions[question_id], annotation["answers"])
         total += accuracy
-        for table, key in ((by_answer_type, annotation["answer_type"]), (by_question_type, annotation["question_type"])):
+        keys = ((by_answer_type, annotation["answer_type"]), (by_question_type, annotation["question_type"]))
+        for table, key in keys:
             table[key][0] += accuracy
             table[key][1] += 1
     return {

@@ -30,7 +30,8 @@ class Config(BaseConfig):
     # predictor cannot (on vibration data the ridge AR baseline is hard to beat otherwise).
     linear_skip: bool = True
     linear_skip_trainable: bool = True  # False freezes the warm-started linear path: the LSTM then only adds a residual
-    linear_skip_l2: float = 1e-5  # L2 penalty on the skip's 2,500x100 weights (1e-5 had the lower validation loss on the CWRU inner-race file)
+    # L2 penalty on the skip's 2,500x100 weights (1e-5 had the lower validation loss on the CWRU inner-race file)
+    linear_skip_l2: float = 1e-5
     # Training.
     epochs: int = 60
     batch_size: int = 64

@@ -117,7 +117,9 @@ def warm_start_linear_path(model: keras.Model, ridge: RidgeAutoregression) -> No
     LSTM's contribution only where it helps.
     """
     if ridge.order != WINDOW_SAMPLES:
-        raise ValueError(f"the linear path reads the whole window: expected a ridge of order {WINDOW_SAMPLES}, got {ridge.order}")
+        raise ValueError(
+            f"the linear path reads the whole window: expected a ridge of order {WINDOW_SAMPLES}, got {ridge.order}"
+        )
     model.get_layer("linear_ar").set_weights(
         [ridge.weights[:-1].astype(np.float32), ridge.weights[-1].astype(np.float32)]
     )

@@ -63,7 +63,8 @@ class AccelerationTask(Task):
         if data_dir is None:
             spec = vibration.VibrationSpec(sample_rate=config.synthetic_sample_rate,
                                            duration_seconds=config.synthetic_seconds, seed=config.seed)
-            path = Path(workdir) / "data" / f"vibration_seed{spec.seed}_{spec.duration_seconds:g}s_{spec.sample_rate}hz.npz"
+            name = f"vibration_seed{spec.seed}_{spec.duration_seconds:g}s_{spec.sample_rate}hz.npz"
+            path = Path(workdir) / "data" / name
             if not path.exists():
                 vibration.write_npz(spec, path)
             key, source = "DE", "synthetic"
@@ -177,9 +178,8 @@ class AccelerationTask(Task):
             generated = model_lib.rolling_forecast(predict, flat, steps)
             return {"samples": tf.reshape(generated, (tf.shape(generated)[0], -1))}
 
-        windows = tf.TensorSpec(None, tf.float32, name="windows")
-        return {"serve": (serve, [windows]),
-                "generate": (generate, [windows, tf.TensorSpec([], tf.int32, name="steps")])}
+        windows, steps = tf.TensorSpec(None, tf.float32, name="windows"), tf.TensorSpec([], tf.int32, name="steps")
+        return {"serve": (serve, [windows]), "generate": (generate, [windows, steps])}
 
     def export_examples(self, data: AccelerationData) -> dict[str, Sequence[Any]]:
         example = pipeline.windows(data.splits.test)[0][:2].astype(np.float32)
@@ -211,8 +211,7 @@ class AccelerationTask(Task):
                 for item, row in zip(inputs, outputs["next_samples"])]
 
     def bench(self, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
-        from tasks.acceleration import bench
-
+        from tasks.acceleration import bench  # noqa: PLC0415  (only the bench needs it)
         return bench.run(self, data_dir, workdir)
 
 
