@@ -89,10 +89,6 @@ def _configure_logging() -> None:
 
 
 def _run(task_class, options: argparse.Namespace, action: str) -> dict:
-    from common import export, report, training
-    from common.io import atomic_write_json
-    from common.preprocessor import preprocessor_dir
-
     config = task_class.Config.from_preset(options.preset, options.overrides)
     if options.download and not task_class.can_download:
         raise UsageError(f"Task {task_class.name!r} cannot download its dataset; pass --data-dir with local files")
@@ -101,7 +97,21 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
     workdir = (options.workdir or Path("runs") / task_class.name).resolve()
     if workdir.exists() and not workdir.is_dir():
         raise UsageError(f"--workdir {str(workdir)!r} is a file; expected a folder (new or from an earlier run)")
+    created = not workdir.exists()
     workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_in(task_class, options, action, config, workdir)
+    except BaseException:
+        if created and not any(workdir.iterdir()):
+            workdir.rmdir()  # a run that failed before writing anything leaves no empty folder behind
+        raise
+
+
+def _run_in(task_class, options: argparse.Namespace, action: str, config, workdir: Path) -> dict:
+    from common import export, report, training
+    from common.io import atomic_write_json
+    from common.preprocessor import preprocessor_dir
+
     training.setup(config)
     task = task_class(config)
     task.download = options.download
@@ -230,9 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted; run the same command again to resume training", file=sys.stderr)
+        return 130
     except Exception as error:  # user-facing errors from configs, readers and tasks
         from common.config import ConfigError
-        from common.errors import DataError, TaskError
+        from common.errors import DataError, TaskError, TrainingDiverged
+
+        if isinstance(error, TrainingDiverged):
+            print(f"error: {error}", file=sys.stderr)
+            return 1
 
         if isinstance(error, (ConfigError, TaskError, DataError, FileNotFoundError, tasks.UnknownTaskError)):
             print(f"error: {error}", file=sys.stderr)

@@ -10,6 +10,7 @@ message that names the key, the received value and the expected type.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, ClassVar, Mapping, Sequence
@@ -103,6 +104,11 @@ class BaseConfig:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            values = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ConfigError(f"{field.name}={value!r} is not a finite number; expected a finite value")
         for key, allowed in self.CHOICES.items():
             value = getattr(self, key)
             if value not in allowed:

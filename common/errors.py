@@ -11,3 +11,8 @@ class DataError(ValueError):
 
 class TaskError(ValueError):
     """A user-facing problem with the task's input (model folder, predictions file, arguments)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite loss. run.py prints it as one ``error:`` line and exits with 1,
+    and nothing is exported: a NaN model must never reach a user."""

@@ -8,6 +8,7 @@ target, which POSIX guarantees to be atomic within one file system.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
@@ -101,6 +102,11 @@ def atomic_directory(target: str | os.PathLike, write: Callable[[Path], None]) -
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A writer killed mid-way leaves its temporary folder behind; the next writer of the same target
+    # removes it (one writer per target at a time is how the suite writes).
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         write(temporary)

@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from common.config import BaseConfig
+from common.errors import TrainingDiverged
 from common.io import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,28 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
             self.save_best(self.model, value, epoch + 1)
 
 
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite and remembers where.
+
+    ``fit`` then raises TrainingDiverged naming the epoch (1-based, as Keras prints it), so a
+    diverged run fails instead of exporting whatever checkpoint came before the divergence.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.diverged_at: tuple[int, int] | None = None  # (epoch, batch), 1-based
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged_at = (self._epoch, batch + 1)
+            self.model.stop_training = True
+
+
 class EpochTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
@@ -144,7 +167,7 @@ def default_callbacks(config: BaseConfig, workdir: Path, monitor: str = "val_los
         keras.callbacks.BackupAndRestore(backup_dir=str(workdir / "backup"), double_checkpoint=True),
         AtomicBestCheckpoint(best_checkpoint_path(workdir), monitor=monitor, mode=mode),
         keras.callbacks.CSVLogger(str(workdir / "logs" / "training.csv"), append=True),
-        keras.callbacks.TerminateOnNaN(),
+        StopOnNonFiniteLoss(),
     ]
     if config.early_stopping_patience > 0:
         callbacks.append(
@@ -186,11 +209,14 @@ def prepare_run(workdir: Path, config: BaseConfig) -> bool:
     fingerprint = _fingerprint(config)
     resumable = backup.is_dir() and any(backup.iterdir())
     if resumable:
-        recorded = json.loads(state_path.read_text()).get("fingerprint") if state_path.exists() else None
-        if recorded != fingerprint:
+        recorded = json.loads(state_path.read_text()) if state_path.exists() else {}
+        if recorded.get("fingerprint") != fingerprint:
+            before, now = recorded.get("config", {}), config.to_dict()
+            changed = [f"{key}: {before.get(key)!r} → {now.get(key)!r}" for key in sorted(set(before) | set(now))
+                       if key not in _RESUMABLE_CHANGES and before.get(key) != now.get(key)]
             logger.warning(
-                "%s holds an interrupted run with a different config (fingerprint %s, now %s); "
-                "starting afresh instead of resuming it", workdir, recorded, fingerprint,
+                "%s holds an interrupted run with a different config (%s); starting afresh instead of resuming it",
+                workdir, "; ".join(changed) or "no record of its config",
             )
             shutil.rmtree(backup)
             resumable = False
@@ -293,6 +319,14 @@ def fit(
         verbose=verbosity(config), shuffle=False,
     )
     seconds = time.perf_counter() - start
+    guard = next(c for c in callbacks if isinstance(c, StopOnNonFiniteLoss))
+    if guard.diverged_at is not None:
+        epoch, batch = guard.diverged_at
+        raise TrainingDiverged(
+            f"training diverged: the loss became NaN/inf in epoch {epoch} (batch {batch}) with "
+            f"learning_rate={config.learning_rate:g}; nothing was exported. Try a smaller learning_rate "
+            f"(--set learning_rate=...); logs are in {workdir / 'logs'}"
+        )
     best_path = best_checkpoint_path(workdir)
     if best_path.exists():
         # The best epoch may predate a resume, so restore from disk rather than from memory.

@@ -100,9 +100,18 @@ def _read_csv(path: Path, column: str | None) -> np.ndarray:
     import pandas
 
     try:
-        frame = pandas.read_csv(path)
+        # Blank lines are kept (as empty rows) so that a missing sample is an error, not a silent
+        # shift of every later sample by one step.
+        frame = pandas.read_csv(path, skip_blank_lines=False)
     except Exception as error:
         raise DataError(f"{path}: not a readable CSV file ({error})") from None
+    blank = frame.isna().all(axis=1).to_numpy()
+    last = len(blank) - int(np.argmax(~blank[::-1])) if (~blank).any() else 0
+    frame = frame.iloc[:last]  # blank lines at the end of the file are harmless
+    if blank[:last].any():
+        row = int(np.flatnonzero(blank[:last])[0])
+        raise DataError(f"{path}: line {row + 2} is blank; expected one sample per line (a missing sample would shift "
+                        f"the rest of the signal in time): remove the line or fill in the value")
     if frame.empty:
         raise DataError(f"{path}: the CSV file has no rows")
     if column is None:

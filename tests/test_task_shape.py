@@ -62,3 +62,25 @@ def test_predict_refuses_another_tasks_export(name, tiny_run):
     result = run_cli(name, "predict", "--model", str(export), "x")
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"exported by the {other!r} task" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", tasks.TASK_NAMES)
+def test_every_endpoint_answers_batches_of_0_1_and_300_items(name, tiny_run):
+    import numpy as np
+    import tensorflow as tf
+
+    task_class = tasks.load_task(name)
+    workdir = tiny_run(name)
+    task = task_class(task_class.Config.from_preset("tiny"))
+    examples = task.export_examples(task.load_data(None, workdir))  # the synthetic files are already there
+    exported = tf.saved_model.load(str(workdir / "export"))
+    for endpoint, arguments in examples.items():
+        for count in (0, 1, 300):
+            # Every argument with a batch axis is tiled to `count` items; scalars (e.g. steps) stay.
+            batch = [np.take(np.asarray(a), np.arange(count) % len(a), axis=0) if np.ndim(a) else a
+                     for a in arguments]
+            outputs = getattr(exported, endpoint)(*[tf.constant(a) for a in batch])
+            for key, value in outputs.items():
+                assert value.shape[0] == count, f"{endpoint}[{key}] for {count} items has shape {value.shape}"
+                if value.dtype.is_floating:
+                    assert bool(tf.reduce_all(tf.math.is_finite(value))), f"{endpoint}[{key}] is not finite"

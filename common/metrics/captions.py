@@ -29,7 +29,8 @@ OFFICIAL_KEYS: tuple[str, ...] = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEO
 PROTOCOLS: tuple[str, ...] = ("official", "approximate")
 
 # The punctuation coco-caption removes after PTB tokenisation (pycocoevalcap/tokenizer/ptbtokenizer.py).
-_PTB_PUNCTUATION = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"}
+_PTB_PUNCTUATION = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
+                    "...", ";"}
 # PTB-like: "don't" → "do n't", "man's" → "man 's", punctuation split off (and then dropped).
 _TOKEN = re.compile(r"[a-z0-9]+?(?=n't\b)|n't\b|'[a-z]+|[a-z0-9]+|[^\sa-z0-9]")
 

@@ -1,0 +1,76 @@
+"""Bad input never yields a silent wrong result or a traceback: the cases of the suite's shared code."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from common.config import BaseConfig, ConfigError
+from common.io import atomic_directory
+from conftest import run_cli
+from data import DataError
+from data.signal import read_signal
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
+def test_non_finite_numbers_are_refused_for_every_float_field(value):
+    with pytest.raises(ConfigError, match="learning_rate=.* is not a finite number"):
+        BaseConfig.from_preset("default", [f"learning_rate={value}"])
+
+
+def test_a_diverging_run_fails_with_exit_1_names_the_epoch_and_exports_nothing(tmp_path):
+    result = run_cli("acceleration", "--preset", "tiny", "--workdir", str(tmp_path), "--set", "learning_rate=1e30")
+    assert result.returncode == 1, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "diverged" in errors[0] and "in epoch 1" in errors[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "export").exists() and not (tmp_path / "results.json").exists()
+
+
+def test_a_workdir_that_is_a_file_is_a_usage_error(tmp_path):
+    file = tmp_path / "file"
+    file.write_text("x")
+    result = run_cli("acceleration", "--preset", "tiny", "--workdir", str(file))
+    assert result.returncode == 2 and "is a file; expected a folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_data_error_leaves_no_empty_workdir(tmp_path):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros(10))
+    workdir = tmp_path / "new" / "run"
+    result = run_cli("acceleration", "--preset", "tiny", "--data-dir", str(bad), "--workdir", str(workdir))
+    assert result.returncode == 2 and "bad.npy" in result.stderr
+    assert not workdir.exists()
+
+
+def test_a_blank_line_inside_a_signal_csv_is_an_error_naming_the_line(tmp_path):
+    path = tmp_path / "signal.csv"
+    path.write_text("DE\n0.5\n0.25\n\n0.125\n")
+    with pytest.raises(DataError, match=r"signal.csv: line 4 is blank"):
+        read_signal(path)
+    path.write_text("DE\n0.5\n0.25\n0.125\n\n\n")  # trailing blank lines shift nothing
+    np.testing.assert_array_equal(read_signal(path), [0.5, 0.25, 0.125])
+
+
+def test_a_killed_folder_write_is_cleaned_by_the_next_write(tmp_path):
+    target = tmp_path / "export"
+    stale = tmp_path / ".export.abc123.tmp"
+    (stale / "variables").mkdir(parents=True)
+    atomic_directory(target, lambda folder: (folder / "saved_model.pb").write_text("x"))
+    assert (target / "saved_model.pb").is_file() and not stale.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+
+
+def test_a_changed_config_names_the_changed_fields(tmp_path, caplog):
+    from common import training
+
+    config = BaseConfig.from_preset("default", {"batch_size": 16})
+    training.prepare_run(tmp_path, config)
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "state.json").write_text("{}")
+    with caplog.at_level("WARNING"):
+        resumed = training.prepare_run(tmp_path, BaseConfig.from_preset("default", {"batch_size": 32}))
+    assert not resumed and "batch_size: 16 → 32" in caplog.text
+    assert math.isfinite(json.loads((tmp_path / "checkpoints" / "run.json").read_text())["config"]["learning_rate"])
