@@ -25,11 +25,13 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
-
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from common import quiet  # noqa: E402  (light: does not import TensorFlow)
+
+quiet.install()  # before TensorFlow loads: its CPU-machine start-up lines are noise
 
 import tasks  # noqa: E402  (light: does not import TensorFlow)
 
@@ -187,9 +189,35 @@ def _run_in(task_class, options: argparse.Namespace, action: str, config, workdi
         title = f"{task.name} ({options.preset}) → {workdir / 'results.json'}"
         print(report.format_summary(results["metrics"], task.higher_is_better, title=title))
     print(report.format_table({"seconds": seconds}))
+    for line in _closing_lines(task, results, options.preset, workdir):
+        print(line)
     if "export" in results:
         print("try the exported model: python " + " ".join(_quoted(a) for a in results["export"]["predict_example"]))
     return results
+
+
+def _closing_lines(task, results: dict, preset: str, workdir: Path) -> list[str]:
+    """What a newcomer needs after the tables: did training help, is this a real run, where are the files."""
+    lines = []
+    training = results.get("training") or {}
+    monitor, best_epoch = training.get("monitor"), training.get("best_epoch")
+    if best_epoch is not None and not training.get("from_earlier_run"):
+        run_epochs = len(next(iter(training.get("history", {}).values()), []))
+        best = training.get(f"best_{monitor}")
+        if best_epoch == 0:
+            lines.append(f"training did not help: no epoch of {run_epochs} beat the starting model "
+                         f"({monitor} {best:.6g} at epoch 0), so the saved and exported model is the warm start"
+                         + (f": {task.warm_start}" if task.warm_start else ""))
+        else:
+            lines.append(f"best epoch: {best_epoch} ({monitor} {best:.6g}); epochs run in this process: {run_epochs}")
+    if preset == "tiny":
+        lines.append("smoke test (--preset tiny): tiny data and model, a few epochs: the scores above are "
+                     "meaningless; the benchmark is the default preset")
+    pictures = sorted(p.name for p in workdir.glob("*.png"))
+    lines.append(f"files in {workdir}: results.json, checkpoints/ (best model + fitted preprocessor), logs/"
+                 + (", export/ (SavedModel), samples/" if "export" in results else "")
+                 + (", " + ", ".join(pictures) if pictures else ""))
+    return lines
 
 
 def _quoted(argument: str) -> str:

@@ -51,6 +51,8 @@ class Task:
     # The checkpoint and early stopping follow this validation metric.
     monitor: ClassVar[str] = "val_loss"
     monitor_mode: ClassVar[str] = "min"
+    # What a warm-started model starts as (said when no epoch beats it); None = no warm start.
+    warm_start: ClassVar[str | None] = None
     # The endpoint `run.py TASK predict` calls, and what its inputs are (for --help).
     predict_endpoint: ClassVar[str] = "serve"
     predict_usage: ClassVar[str] = "INPUT [INPUT ...]"

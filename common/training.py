@@ -144,6 +144,14 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class EpochCSVLogger(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger with epochs numbered from 1, as the console ("Epoch 1/60") and best.json
+    number them (epoch 0 is the model before training, when a warm start competes)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
+
+
 class EpochTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
@@ -166,7 +174,7 @@ def default_callbacks(config: BaseConfig, workdir: Path, monitor: str = "val_los
         # First, so that a kill in a later callback still finds this epoch backed up.
         keras.callbacks.BackupAndRestore(backup_dir=str(workdir / "backup"), double_checkpoint=True),
         AtomicBestCheckpoint(best_checkpoint_path(workdir), monitor=monitor, mode=mode),
-        keras.callbacks.CSVLogger(str(workdir / "logs" / "training.csv"), append=True),
+        EpochCSVLogger(str(workdir / "logs" / "training.csv"), append=True),
         StopOnNonFiniteLoss(),
     ]
     if config.early_stopping_patience > 0:
@@ -333,15 +341,56 @@ def fit(
         best = keras.saving.load_model(best_path, compile=False)
         model.set_weights(best.get_weights())
     epochs_run = len(history.history.get("loss", []))
+    best_state = json.loads(checkpoint.state_path.read_text()) if checkpoint.state_path.exists() else {}
+    _plot_learning_curves(workdir / "logs" / "training.csv", workdir / "learning_curves.png", monitor)
     return {
         "resumed": resumed,
+        "monitor": monitor,
         "initial_" + monitor: initial,
         "epochs_run_this_process": epochs_run,
         "best_" + monitor: checkpoint.best,
+        # 0 = the warm-started model before any training stayed the best (see initial_candidate).
+        "best_epoch": best_state.get("epoch"),
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
         "seconds": seconds,
         "seconds_per_epoch": (sum(timer.seconds) / len(timer.seconds)) if timer.seconds else None,
     }
+
+
+def _plot_learning_curves(csv_path: Path, png_path: Path, monitor: str) -> None:
+    """Every logged metric per epoch, training beside validation, from the CSV log (so the curves
+    of a resumed run include the epochs before the interruption)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from common.io import atomic_path
+
+    try:
+        with open(csv_path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError:
+        return
+    if not rows:
+        return
+    names = [k for k in rows[0] if k not in ("epoch", "learning_rate") and not k.startswith("val_")]
+    figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
+    epochs = [int(float(r["epoch"])) for r in rows]
+    for axis, name in zip(axes[0], names):
+        for key, style in ((name, "tab:blue"), ("val_" + name, "tab:orange")):
+            if key in rows[0]:
+                axis.plot(epochs, [float(r[key]) if r[key] not in ("", "nan") else float("nan") for r in rows],
+                          marker="o", markersize=3, color=style, label=key)
+        axis.set_xlabel("epoch")
+        axis.set_title(name + ("  (checkpoint monitor)" if "val_" + name == monitor else ""))
+        axis.legend()
+    figure.tight_layout()
+    with atomic_path(png_path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=90)
+    plt.close(figure)
 
 
 def load_best(workdir: Path) -> keras.Model:

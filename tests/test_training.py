@@ -57,7 +57,7 @@ def test_a_killed_run_resumes_with_the_remaining_epochs(tmp_path):
     assert json.loads(resumed.stdout.strip().splitlines()[-1]) == {"epochs_run": 3, "resumed": True}
     with open(tmp_path / "logs" / "training.csv") as handle:
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
-    assert epochs == [0, 1, 2, 3, 4]
+    assert epochs == [1, 2, 3, 4, 5]  # numbered as the console prints them ("Epoch 1/5")
     assert not (tmp_path / "backup").exists() or not any((tmp_path / "backup").iterdir())  # cleaned up after success
 
 
@@ -68,7 +68,7 @@ def test_a_killed_run_with_a_changed_config_starts_afresh(tmp_path):
     assert json.loads(changed.stdout.strip().splitlines()[-1]) == {"epochs_run": 5, "resumed": False}
     assert "different config" in changed.stderr
     with open(tmp_path / "logs" / "training.csv") as handle:
-        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [0, 1, 2, 3, 4]  # this run only
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [1, 2, 3, 4, 5]  # this run only
     assert (tmp_path / "logs" / "training.previous.csv").exists()
 
 

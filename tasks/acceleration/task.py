@@ -54,6 +54,7 @@ class AccelerationTask(Task):
     Preprocessor = pipeline.Preprocessor
     primary_metric = "mse_ratio_vs_persistence"
     higher_is_better = False
+    warm_start = "the ridge AR predictor on the whole 2,500-sample window (baseline ridge_ar_window)"
     predict_usage = "SIGNAL_FILE[#NAME] ...  (the last 2,500 samples of each file are the window)"
     extra_packages = ("pandas", "scipy", "matplotlib")
 
