@@ -86,6 +86,37 @@ def _parse_options(task_class, action: str, argv: list[str]) -> argparse.Namespa
     return parser.parse_args(argv)
 
 
+def _task_help(name: str, action: str) -> str:
+    """``run.py TASK --help``: the options, the presets and every --set key with type, default, meaning."""
+    import textwrap
+
+    config = tasks.load_config(name)
+    lines = [f"usage: run.py {name} {'bench' if action == 'bench' else '[run]'} [--preset NAME] [--data-dir PATH] "
+             f"[--workdir DIR] [--set KEY=VALUE ...]" + (" [--steps train,evaluate,export]" if action == "run" else "")
+             + " [--download]",
+             f"       run.py {name} predict --model DIR INPUT ...", "",
+             f"{name}: {tasks.describe(name)}", "",
+             "options:",
+             "  --preset NAME       a named set of --set values (below); default: default",
+             "  --data-dir PATH     real data (file or folder); default: the synthetic data, written to WORKDIR/data",
+             f"  --workdir DIR       where checkpoints, logs, results.json and the export go; default: runs/{name}",
+             "  --set KEY=VALUE     change one config value (repeatable; keys below)",
+             "  --steps LIST        a subset of train,evaluate,export (evaluate/export reuse WORKDIR's saved run)",
+             "  --download          let the task fetch its public dataset (only tasks that can)", "",
+             "presets:"]
+    for preset, overrides in config.describe_presets().items():
+        lines.append(textwrap.fill(overrides, 116, initial_indent=f"  {preset:<8} ", subsequent_indent=" " * 11))
+    lines += ["", "config keys (--set KEY=VALUE): type, default, meaning"]
+    choices = config.CHOICES
+    for key, kind, default, meaning in config.describe_fields():
+        allowed = f" one of {list(choices[key])};" if key in choices else ""
+        head = f"  {key} ({kind}, default {default!r}){allowed}"
+        lines.append(head)
+        if meaning:
+            lines.append(textwrap.fill(meaning, 116, initial_indent="      ", subsequent_indent="      "))
+    return "\n".join(lines)
+
+
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
@@ -248,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name.ljust(14)} {tasks.describe(name)}")
             return 0
         name, action, rest = _split_task_and_action(argv)
+        if action in ("run", "bench") and ("-h" in rest or "--help" in rest):
+            print(_task_help(name, action))  # without importing TensorFlow: it answers at once
+            return 0
         _configure_logging()
         task_class = tasks.load_task(name)
         options = _parse_options(task_class, action, rest)

@@ -150,5 +150,46 @@ class BaseConfig:
             values[key] = parse_value(value, types_by_name[key], key) if isinstance(value, str) else value
         return cls(**values)
 
+    @classmethod
+    def describe_fields(cls) -> list[tuple[str, str, Any, str]]:
+        """(name, type, default, meaning) of every field, the meaning read from the comment beside
+        the field (or the comment lines just above it) in the config's source, for ``--help``."""
+        import inspect
+        import re
+
+        comments: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            if not (isinstance(klass, type) and issubclass(klass, BaseConfig)):
+                continue
+            try:
+                source = inspect.getsource(klass).splitlines()
+            except (OSError, TypeError):
+                continue
+            above: list[str] = []
+            for line in source:
+                stripped = line.strip()
+                match = re.match(r"^(\w+)\s*:\s*[^=#]+=\s*[^#]*?(?:#\s*(.*))?$", stripped)
+                if stripped.startswith("#"):
+                    above.append(stripped.lstrip("# ").strip())
+                elif match and line.startswith("    ") and not line.startswith("     "):
+                    # The comment beside the field wins; then the base class's; then the lines above.
+                    name = match.group(1)
+                    comments[name] = match.group(2) or comments.get(name) or " ".join(above)
+                    above = []
+                else:
+                    above = []
+        rows = []
+        for name, kind in cls.field_types().items():
+            shown = kind.__name__ if typing.get_origin(kind) is None else str(kind).replace("typing.", "")
+            rows.append((name, shown, getattr(cls, name, None), comments.get(name, "")))
+        return rows
+
+    @classmethod
+    def describe_presets(cls) -> dict[str, str]:
+        """preset → its overrides, as one line each (``default`` = the field defaults)."""
+        presets = {"default": {}, **cls.PRESETS}
+        return {name: ", ".join(f"{k}={v}" for k, v in values.items()) or "the field defaults (the benchmark run)"
+                for name, values in presets.items()}
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -17,6 +17,13 @@ def describe(name: str) -> str:
     return (module.__doc__ or "").strip().splitlines()[0]
 
 
+def load_config(name: str):
+    """The Config class of task ``name``, without importing TensorFlow (for ``run.py TASK --help``)."""
+    if name not in TASK_NAMES:
+        raise UnknownTaskError(f"Unknown task {name!r}; expected one of {list(TASK_NAMES)}")
+    return importlib.import_module(f"tasks.{name}.config").Config
+
+
 def load_task(name: str):
     """Returns the Task class registered under ``name``."""
     if name not in TASK_NAMES:

@@ -35,3 +35,24 @@ def test_usage_errors_print_one_line_and_exit_2(arguments, fragment, tmp_path):
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and fragment in error_lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", tasks.TASK_NAMES)
+def test_task_help_lists_every_config_key_and_preset_without_importing_tensorflow(name):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = ("import sys, runpy; sys.argv = ['run.py', sys.argv[1], '--help']\n"
+              "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit as e:\n"
+              "    assert e.code == 0, e.code\n"
+              "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'help imported TensorFlow'\n")
+    result = subprocess.run([sys.executable, "-c", script, name], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = tasks.load_config(name)
+    for key, kind, default, meaning in config.describe_fields():
+        assert f"  {key} ({kind}, default {default!r})" in result.stdout
+    assert all(f"  {preset}" in result.stdout for preset in ("default", "tiny", "paper"))
+    assert "smoke" not in result.stderr and "Traceback" not in result.stderr
