@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """One command for every task of the suite.
 
-    python run.py --list
+    python run.py --list                      (the tasks)      python run.py --check   (what the install has)
+    python run.py TASK --help                 (every --set key with its type, default and meaning)
     python run.py TASK [run] [--preset tiny|default|paper] [--data-dir PATH] [--workdir DIR]
                              [--set key=value ...] [--steps train,evaluate,export] [--download]
     python run.py TASK predict --model DIR INPUT [INPUT ...]
@@ -84,6 +85,32 @@ def _parse_options(task_class, action: str, argv: list[str]) -> argparse.Namespa
         if not task_class.score_arguments:
             raise UsageError(f"Task {task_class.name!r} has no official results format to score")
     return parser.parse_args(argv)
+
+
+def _environment_check() -> str:
+    """``run.py --check``: what a new install has and lacks, without importing TensorFlow."""
+    import importlib.metadata
+    import shutil
+
+    lines = [f"python {sys.version.split()[0]} ({sys.executable})"]
+    missing = []
+    for package in ("tensorflow", "keras", "tensorflow-datasets", "pycocotools", "pycocoevalcap", "sacrebleu", "nltk"):
+        try:
+            lines.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(package)
+    if missing:
+        lines.append(f"MISSING: {missing}: run  python -m pip install -r requirements.txt")
+    if shutil.which("java"):
+        lines.append(f"java: {shutil.which('java')} (captioning's official METEOR and PTB tokenizer can run)")
+    else:
+        lines.append("java: not found. Only captioning's official metrics (METEOR, the PTB tokenizer) need it; "
+                     "install any Java >= 8, e.g.  sudo apt-get install default-jre-headless  (or conda install "
+                     "openjdk). Everything else works without it.")
+    gpu = os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidiactl")
+    lines.append("NVIDIA driver: found (for training on it: python -m pip install 'tensorflow[and-cuda]==2.21.0')"
+                 if gpu else "NVIDIA driver: not found (training runs on the CPU)")
+    return "\n".join(lines)
 
 
 def _task_help(name: str, action: str) -> str:
@@ -274,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         if argv in ([], ["-h"], ["--help"]):
             print(__doc__)
             return 0 if argv else EXIT_USAGE
+        if argv[0] == "--check":
+            print(_environment_check())
+            return 0
         if argv[0] == "--list":
             for name in tasks.TASK_NAMES:
                 print(f"{name.ljust(14)} {tasks.describe(name)}")
