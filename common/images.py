@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import progress
 from common.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -352,7 +353,8 @@ def cached_features(
     if missing:
         logger.info("Computing %s features for %d of %d images (cache %s)", encoder.name, len(missing), len(paths),
                     cache_dir)
-    for start in range(0, len(missing), batch_size):
+    starts = range(0, len(missing), batch_size)
+    for start in progress.track(starts, len(starts), f"{encoder.name} features", unit="batches") if missing else ():
         chunk = missing[start : start + batch_size]
         content = [read_image_bytes(paths[index]) for index in chunk]
         images = decode_images(tf.constant(content), image_size)
@@ -369,7 +371,8 @@ def cached_features(
 def load_pixels(paths: Sequence[str | os.PathLike], image_size: int, batch_size: int = 128) -> np.ndarray:
     """[N] image files → uint8 [N, S, S, 3], through the checked reader and the in-graph decoder."""
     chunks = []
-    for start in range(0, len(paths), batch_size):
+    starts = range(0, len(paths), batch_size)
+    for start in progress.track(starts, len(starts), "reading and decoding images", unit="batches"):
         content = [read_image_bytes(p) for p in paths[start : start + batch_size]]
         decoded = decode_images(tf.constant(content), image_size)
         chunks.append(np.asarray(tf.cast(tf.round(decoded), tf.uint8)))

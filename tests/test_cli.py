@@ -56,3 +56,21 @@ def test_task_help_lists_every_config_key_and_preset_without_importing_tensorflo
         assert f"  {key} ({kind}, default {default!r})" in result.stdout
     assert all(f"  {preset}" in result.stdout for preset in ("default", "tiny", "paper"))
     assert "smoke" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_works_without_java_and_says_what_needs_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    bin_dir = tmp_path / "bin"  # a PATH with python but no java, as on a laptop without a JRE
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": str(bin_dir)}
+    result = subprocess.run([str(bin_dir / "python"), str(ROOT / "run.py"), "--check"], capture_output=True,
+                            text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "java: not found" in result.stdout and "captioning" in result.stdout and "apt-get" in result.stdout
+    assert "tensorflow 2." in result.stdout and "MISSING" not in result.stdout
