@@ -105,8 +105,11 @@ def greedy_search(
         ),
         maximum_iterations=max_length,
     )
-    generated = tf.transpose(outputs.stack())  # [B, steps_run]
-    generated = tf.reshape(generated, [batch_size, -1])  # keeps [B, 0] well-formed if nothing ran
+    # [B, steps_run]; no step runs for an empty batch, and an empty TensorArray of unknown element
+    # shape cannot be stacked, so that case gets its [0, 0] result directly.
+    generated = tf.cond(outputs.size() > 0, lambda: tf.transpose(outputs.stack()),
+                        lambda: tf.zeros([batch_size, 0], tf.int32))
+    generated = tf.reshape(generated, [batch_size, -1])
     padding = max_length - tf.shape(generated)[1]
     tokens = tf.pad(generated, [[0, 0], [0, padding]])
     tokens = tf.ensure_shape(tokens, [None, max_length] if isinstance(max_length, int) else [None, None])

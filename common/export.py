@@ -124,7 +124,8 @@ def export_task(task, model, preprocessor, data, path: Path) -> dict[str, Any]:
     endpoints = task.endpoints(model, preprocessor)
     write_archive(
         path, track=[model, *preprocessor.layers()], endpoints=endpoints,
-        manifest={"task": task.name, "endpoints": sorted(endpoints), "predict_endpoint": task.predict_endpoint},
+        manifest={"task": task.name, "endpoints": sorted(endpoints), "predict_endpoint": task.predict_endpoint,
+                  "facts": preprocessor.export_facts()},
     )
     check = check_in_fresh_process(path, task.export_examples(data))
     return {"path": str(path),
@@ -162,7 +163,8 @@ def open_export(task, model_dir: Path):
 
 def predict(task, model_dir: Path, inputs: Sequence[str]) -> list[dict[str, Any]]:
     """``run.py TASK predict``: parse the inputs, call the task's endpoint, format one dict per item."""
-    check_export_folder(task, model_dir)  # the wrong folder is named before the inputs are parsed
+    manifest = check_export_folder(task, model_dir)  # the wrong folder is named before the inputs are parsed
+    task.exported_facts = manifest.get("facts", {})  # what the training data looked like, for warnings
     arguments = task.predict_arguments(list(inputs))  # a bad input fails before the slow load
     loaded = open_export(task, model_dir)
     outputs = getattr(loaded, task.predict_endpoint)(*[tf.convert_to_tensor(a) for a in arguments])

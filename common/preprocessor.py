@@ -55,6 +55,11 @@ class Preprocessor:
         """Keras objects whose variables the serving graph uses; none by default."""
         return []
 
+    def export_facts(self) -> dict[str, Any]:
+        """JSON-able facts written into the export's task.json for ``predict`` (e.g. the training
+        signal's scale, to warn about inputs far from it); none by default."""
+        return {}
+
     # --- saving ---------------------------------------------------------------------------------
     def save(self, folder: Path, facts: dict[str, Any] | None = None) -> None:
         """Writes the whole folder atomically: a reader sees the old preprocessor or the new one."""

@@ -68,6 +68,7 @@ class Task:
             raise TypeError(f"{type(self).__name__} expects a {self.Config.__name__}, got {type(config).__name__}")
         self.config = config
         self.download = False  # set by run.py --download; see can_download
+        self.exported_facts: dict[str, Any] = {}  # the export's Preprocessor.export_facts(), set by predict
 
     # --- the steps ------------------------------------------------------------------------------
     def load_data(self, data_dir: Path | None, workdir: Path) -> TaskData:

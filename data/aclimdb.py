@@ -87,6 +87,24 @@ def read_reviews(path: str | Path) -> ReviewCorpus:
     )
 
 
+# --- one review given on the command line ----------------------------------------------------------
+
+_MAX_PATH_CHARS = 4096  # a longer argument is review text, never a path (and is not looked up on disk)
+
+
+def review_from_argument(argument: str) -> str:
+    """The review an argument of ``run.py sentiment predict`` names: the content of the UTF-8 text file at
+    that path if there is one, else the argument itself (the review's text). Empty text is allowed."""
+    candidate = Path(argument)
+    if len(argument) >= _MAX_PATH_CHARS or not candidate.is_file():
+        return argument
+    data = candidate.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{candidate}: not valid UTF-8 (byte {error.start}); expected a UTF-8 text review") from None
+
+
 # --- aclImdb folder and archive ---------------------------------------------------------------------
 
 
@@ -105,8 +123,8 @@ def _decode(data: bytes, where: str) -> str:
 def _check_label_folder(name: str, where: str) -> None:
     if name not in LABELS and name not in IGNORED_LABEL_FOLDERS:
         raise DataError(
-            f"{where}: unexpected label folder {name!r}; expected only {sorted(LABELS)} (and {list(IGNORED_LABEL_FOLDERS)}, "
-            f"which is ignored)"
+            f"{where}: unexpected label folder {name!r}; expected only {sorted(LABELS)} "
+            f"(and {list(IGNORED_LABEL_FOLDERS)}, which is ignored)"
         )
 
 
@@ -123,7 +141,9 @@ def _finish(found: dict[str, dict[str, list[Review]]], source: Path, form: str) 
             continue
         for label in LABELS:
             if not found[split].get(label):
-                raise DataError(f"{source}: split {split!r} has no reviews in {split}/{label}/; expected *.txt files there")
+                raise DataError(
+                    f"{source}: split {split!r} has no reviews in {split}/{label}/; expected *.txt files there"
+                )
         # Sorted by source so the order does not depend on the file system or the archive's order.
         splits[split] = sorted((r for reviews in found[split].values() for r in reviews), key=lambda r: r.source)
     return ReviewCorpus(splits=splits, source=str(source), format=form, notes=notes)
@@ -169,7 +189,9 @@ def read_aclimdb_archive(path: str | Path) -> ReviewCorpus:
     try:
         archive = tarfile.open(path, mode="r:*")
     except (tarfile.TarError, OSError) as error:
-        raise DataError(f"{path}: cannot open as a tar archive ({error}); expected aclImdb_v1.tar.gz-style archive") from None
+        raise DataError(
+            f"{path}: cannot open as a tar archive ({error}); expected aclImdb_v1.tar.gz-style archive"
+        ) from None
     with archive:
         try:
             for member in archive:

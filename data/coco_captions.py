@@ -3,6 +3,10 @@
 Format (https://cocodataset.org/#format-data): ``{"images": [{"id", "file_name", ...}],
 "annotations": [{"id", "image_id", "caption"}], ...}``; usually five captions per image. Records
 are plain :class:`CaptionedImage` tuples shared by the Flickr8k and Karpathy readers.
+
+Results files (what a captioning model submits, scored by ``run.py captioning score``):
+``[{"image_id": int, "caption": str}, ...]``, one entry per image; ``read_scoring_files`` reads one
+together with the annotations it is scored against.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ class CaptionedImage:
 def _load_json(path: Path, what: str) -> dict:
     payload = read_json(path, what)
     if not isinstance(payload, dict):
-        raise DataError(f"{what} {str(path)!r}: expected a JSON object at the top level, got a {type(payload).__name__}")
+        raise DataError(f"{what} {str(path)!r}: expected a JSON object at the top level, "
+                        f"got a {type(payload).__name__}")
     return payload
 
 
@@ -36,14 +41,17 @@ def _validate(payload: dict, path: Path) -> None:
             raise DataError(f"COCO captions file {str(path)!r}: expected a list under {key!r} (COCO captions format)")
     for index, image in enumerate(payload["images"]):
         if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
-            raise DataError(f"COCO captions file {str(path)!r}: images[{index}] needs 'id' and 'file_name', got {image!r:.200}")
+            raise DataError(f"COCO captions file {str(path)!r}: images[{index}] needs 'id' and 'file_name', "
+                            f"got {image!r:.200}")
     for index, annotation in enumerate(payload["annotations"]):
         if not isinstance(annotation, dict) or "image_id" not in annotation or "caption" not in annotation:
             raise DataError(
-                f"COCO captions file {str(path)!r}: annotations[{index}] needs 'image_id' and 'caption', got {annotation!r:.200}"
+                f"COCO captions file {str(path)!r}: annotations[{index}] needs 'image_id' and 'caption', "
+                f"got {annotation!r:.200}"
             )
         if not isinstance(annotation["caption"], str) or not annotation["caption"].strip():
-            raise DataError(f"COCO captions file {str(path)!r}: annotations[{index}] has an empty or non-string caption")
+            raise DataError(f"COCO captions file {str(path)!r}: annotations[{index}] has an empty or "
+                            "non-string caption")
 
 
 def _load_coco(path: Path):
@@ -77,7 +85,8 @@ def read_caption_annotations(path: str | os.PathLike) -> dict[int, list[str]]:
     references = {image_id: [a["caption"] for a in coco.imgToAnns.get(image_id, [])] for image_id in coco.imgs}
     empty = [image_id for image_id, captions in references.items() if not captions]
     if empty:
-        raise DataError(f"COCO captions file {str(path)!r}: {len(empty)} images have no caption, e.g. image ids {empty[:5]}")
+        raise DataError(f"COCO captions file {str(path)!r}: {len(empty)} images have no caption, "
+                        f"e.g. image ids {empty[:5]}")
     return references
 
 
@@ -100,7 +109,8 @@ def read_coco_captions(
         captions = tuple(a["caption"].strip() for a in coco.imgToAnns.get(image_id, []))
         if not captions:
             raise DataError(
-                f"COCO captions file {str(annotations_path)!r}: image id {image_id} ({image['file_name']}) has no caption"
+                f"COCO captions file {str(annotations_path)!r}: image id {image_id} ({image['file_name']}) "
+                "has no caption"
             )
         path = image_dir / image["file_name"]
         if require_images and not path.is_file():
@@ -122,3 +132,48 @@ def coco_captions_payload(records: list[CaptionedImage], description: str, image
         for caption in record.captions:
             annotations.append({"id": len(annotations) + 1, "image_id": int(record.image_id), "caption": caption})
     return {"info": {"description": description}, "licenses": [], "images": images, "annotations": annotations}
+
+
+def read_results_file(path: str | os.PathLike) -> dict[int, str]:
+    """Reads a COCO caption results file ``[{"image_id": int, "caption": str}, ...]`` → {image_id: caption}."""
+    path = Path(path)
+    payload = read_json(path, "Predictions file")
+    if not isinstance(payload, list):
+        raise DataError(
+            f"Predictions file {str(path)!r}: expected a JSON list of {{\"image_id\", \"caption\"}} objects "
+            f"(COCO results format), got a {type(payload).__name__}"
+        )
+    results: dict[int, str] = {}
+    for index, entry in enumerate(payload):
+        if not isinstance(entry, dict) or "image_id" not in entry or "caption" not in entry:
+            raise DataError(f"Predictions file {str(path)!r}, entry {index}: expected {{\"image_id\", \"caption\"}}, "
+                            f"got {entry!r:.200}")
+        if not isinstance(entry["caption"], str):
+            raise DataError(f"Predictions file {str(path)!r}, entry {index}: caption must be a string, "
+                            f"got {entry['caption']!r:.100}")
+        image_id = entry["image_id"]
+        if image_id in results:
+            raise DataError(f"Predictions file {str(path)!r}, entry {index}: image_id {image_id!r} appears twice")
+        results[image_id] = entry["caption"]
+    if not results:
+        raise DataError(f"Predictions file {str(path)!r} is an empty list")
+    return results
+
+
+def read_scoring_files(
+    annotations: str | os.PathLike, predictions: str | os.PathLike
+) -> tuple[dict[int, list[str]], dict[int, str]]:
+    """(references, results) of a COCO captions file and a results file scored against it.
+
+    Every predicted image id must be in the annotations (a DataError names the strays); images of the
+    annotations without a prediction are allowed (only the predicted ids are scored, as coco-caption does).
+    """
+    references = read_caption_annotations(annotations)
+    results = read_results_file(predictions)
+    unknown = [image_id for image_id in results if image_id not in references]
+    if unknown:
+        raise DataError(
+            f"Predictions file {str(predictions)!r} has {len(unknown)} image ids that are not in "
+            f"{str(annotations)!r}, e.g. {unknown[:5]}"
+        )
+    return references, results

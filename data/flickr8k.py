@@ -18,7 +18,8 @@ from data.coco_captions import CaptionedImage
 logger = logging.getLogger(__name__)
 
 TOKEN_FILE = "Flickr8k.token.txt"
-SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt", "validation": "Flickr_8k.devImages.txt", "test": "Flickr_8k.testImages.txt"}
+SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt", "validation": "Flickr_8k.devImages.txt",
+               "test": "Flickr_8k.testImages.txt"}
 # Folder names the image archive is known to unpack to, tried in order.
 IMAGE_FOLDERS = ("Flicker8k_Dataset", "Flickr8k_Dataset", "Images", "images")
 _LINE = re.compile(r"^(?P<image>[^\t#]+)#(?P<index>\d+)\t(?P<caption>.*)$")
@@ -90,7 +91,8 @@ def read_flickr8k(
         records = []
         for name in read_split_list(text_dir / file_name):
             if name not in captions:
-                raise DataError(f"Image {name!r} listed in {str(text_dir / file_name)!r} has no caption in {TOKEN_FILE}")
+                raise DataError(f"Image {name!r} listed in {str(text_dir / file_name)!r} has no caption in "
+                                f"{TOKEN_FILE}")
             path = image_dir / name
             if require_images and not path.is_file():
                 raise DataError(f"Image {str(path)!r} listed in {file_name} does not exist")

@@ -32,7 +32,8 @@ def read_karpathy_split(
         if not isinstance(image, dict) or "filename" not in image or "split" not in image:
             raise DataError(f"{where}: expected 'filename', 'split' and 'sentences', got {image!r:.200}")
         if image["split"] not in SPLIT_NAMES:
-            raise DataError(f"{where} ({image['filename']}): split {image['split']!r}; expected one of {sorted(SPLIT_NAMES)}")
+            raise DataError(f"{where} ({image['filename']}): split {image['split']!r}; "
+                            f"expected one of {sorted(SPLIT_NAMES)}")
         sentences = image.get("sentences")
         if not isinstance(sentences, list) or not sentences:
             raise DataError(f"{where}: image {image['filename']!r} has no caption (empty 'sentences')")
@@ -49,7 +50,8 @@ def read_karpathy_split(
         if require_images and not image_path.is_file():
             raise DataError(f"Image {str(image_path)!r} listed in {str(path)!r} does not exist")
         image_id = image.get("cocoid", image.get("imgid", image["filename"]))
-        splits[SPLIT_NAMES[image["split"]]].append(CaptionedImage(image_id=image_id, path=str(image_path), captions=tuple(captions)))
+        record = CaptionedImage(image_id=image_id, path=str(image_path), captions=tuple(captions))
+        splits[SPLIT_NAMES[image["split"]]].append(record)
     empty = [name for name, records in splits.items() if not records]
     if empty:
         raise DataError(f"Karpathy split file {str(path)!r} has no images in split(s) {empty}")

@@ -136,3 +136,11 @@ def split_by_source(
     for pair in pairs:
         splits[split_of.get(pair.source.casefold(), "train")].append(pair)
     return splits["train"], splits["validation"], splits["test"]
+
+
+def group_references(pairs: list[Pair]) -> tuple[list[str], list[list[str]]]:
+    """Distinct sources (file order) and, for each, all its target sentences (the references)."""
+    references: dict[str, list[str]] = {}
+    for pair in pairs:
+        references.setdefault(pair.source, []).append(pair.target)
+    return list(references), list(references.values())

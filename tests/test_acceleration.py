@@ -297,3 +297,16 @@ def test_warm_start_makes_the_untrained_model_the_ridge_predictor():
 def test_the_linear_path_can_be_frozen():
     model = model_lib.build_model(Config.from_preset("default", ["linear_skip_trainable=false"]), mean=0.0, std=1.0)
     assert not model.get_layer("linear_ar").trainable and model.get_layer("lstm_1").trainable
+
+
+def test_predict_warns_when_the_input_scale_is_far_from_the_training_signal(tiny_run, tmp_path):
+    workdir = tiny_run("acceleration")
+    facts = json.loads((workdir / "export" / "task.json").read_text())["facts"]
+    loud = tmp_path / "loud.npy"
+    np.save(loud, 10 * facts["train_std"] / np.sqrt(0.5) * np.sin(np.arange(3000) / 5.0))  # 10x the training std
+    normal = tmp_path / "normal.npy"
+    np.save(normal, np.load(workdir / "samples" / "signal.npy"))
+    result = run_cli("acceleration", "predict", "--model", str(workdir / "export"), str(loud), str(normal))
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert "10x the training signal's" in answers[0]["warning"] and "warning" not in answers[1]

@@ -1,4 +1,6 @@
-"""Captioning: readers, synthetic data, tokenisation, the model and generation, caption metrics, the CLI.
+"""Captioning: readers, synthetic data, the fitted preprocessor, the model and generation, caption
+metrics, and the CLI on the session's tiny run (tests/conftest.py ``tiny_run``; the registry-wide
+tests/test_task_shape.py checks evaluate / export / predict from that run in a new process).
 
 The official metrics start Java: the PTB tokenizer (about a second per call) and METEOR 1.5 (10-30 s
 to start, once per process, shared by every test here through common.metrics.captions._meteor).
@@ -16,9 +18,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import images as image_utils
 from common.metrics import captions as caption_metrics
+from common.task import TaskError
 from data import DataError
-from data.coco_captions import read_caption_annotations, read_coco_captions
+from data.captioning import read_splits
+from data.coco_captions import CaptionedImage, read_caption_annotations, read_coco_captions, read_results_file
 from data.flickr8k import read_flickr8k, read_token_file
 from data.karpathy import read_karpathy_split
 from data.synthetic import captions as synthetic_captions
@@ -26,7 +31,7 @@ from data.synthetic import scenes
 from tasks.captioning import model as captioning_model
 from tasks.captioning import pipeline
 from tasks.captioning.config import Config
-from tasks.captioning.task import CaptioningTask, read_splits
+from tasks.captioning.task import CaptioningTask
 
 from conftest import run_cli
 
@@ -57,7 +62,8 @@ def _edited_coco(tmp_path, edit) -> Path:
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda p: p["images"].append({"id": 999, "file_name": "lonely.jpg"}), r"image id 999 \(lonely.jpg\) has no caption"),
+        (lambda p: p["images"].append({"id": 999, "file_name": "lonely.jpg"}),
+         r"image id 999 \(lonely.jpg\) has no caption"),
         (lambda p: p["annotations"].append({"id": 99, "image_id": 555, "caption": "x"}), "refer to image ids missing"),
         (lambda p: p["images"][0].pop("file_name"), r"images\[0\] needs 'id' and 'file_name'"),
         (lambda p: p["annotations"][2].update(caption="  "), r"annotations\[2\] has an empty"),
@@ -105,7 +111,8 @@ def test_flickr8k_reader_errors(tmp_path):
 def test_karpathy_reader_on_fixture_and_errors(tmp_path):
     splits = read_karpathy_split(FIXTURES / "dataset_fixture.json", FIXTURES)
     assert [r.image_id for r in splits["train"]] == [101, 102]  # "restval" trains, as in the standard protocol
-    assert [r.image_id for r in splits["validation"]] == [203] and splits["test"][0].captions[1].startswith("A purple cross")
+    assert [r.image_id for r in splits["validation"]] == [203]
+    assert splits["test"][0].captions[1].startswith("A purple cross")
     payload = json.loads((FIXTURES / "dataset_fixture.json").read_text())
     payload["images"][3]["sentences"] = []
     bad = tmp_path / "dataset_bad.json"
@@ -167,7 +174,8 @@ def test_synthetic_captions_describe_the_scene():
     assert "two shapes : a large red circle and a small orange square" in pool
     single = synthetic_captions.caption_pool(scenes.Scene(objects=(left,), background="black"))
     assert "a large red circle on a black background" in single and "a red circle on the left" in single
-    chosen = synthetic_captions.captions_for(scenes.Scene(objects=(left,), background="black"), np.random.default_rng(0))
+    scene = scenes.Scene(objects=(left,), background="black")
+    chosen = synthetic_captions.captions_for(scene, np.random.default_rng(0))
     assert len(set(chosen)) == 5 and all(c[0].isupper() and c.endswith(".") for c in chosen)
 
 
@@ -186,28 +194,94 @@ def test_synthetic_writer_formats_agree_and_are_reused(tmp_path):
     assert json.loads(marker.read_text())["seed"] == 4
 
 
-# --- tokenisation and pipeline -------------------------------------------------------------------------
+# --- tokenisation, the preprocessor and the pipeline ------------------------------------------------------
 
 
-def test_vocabulary_and_caption_arrays_known_answer():
-    vocabulary = pipeline.Vocabulary.fit(["A red circle.", "a blue circle", "Red, red!"], min_count=2)
-    assert vocabulary.words == ["<pad>", "<unk>", "<start>", "<end>", "red", "a", "circle"]
-    assert vocabulary.encode("A blue circle", 10) == [5, 1, 6]
-    inputs, targets = pipeline.caption_arrays(["a red circle", "circle circle circle circle"], vocabulary, max_words=3)
-    np.testing.assert_array_equal(inputs, [[2, 5, 4, 6], [2, 6, 6, 6]])
-    np.testing.assert_array_equal(targets, [[5, 4, 6, 3], [6, 6, 6, 3]])  # the 4th word was cut
-    assert vocabulary.decode([5, 4, 6, 3, 5]) == "a red circle"
-    with pytest.raises(ValueError, match="min_word_count=9"):
+def _preprocessor(captions, min_count=1, max_words=3, baseline="a red circle") -> pipeline.Preprocessor:
+    """A Preprocessor with a small random-weight encoder (no fitting, no files)."""
+    vocabulary = pipeline.Vocabulary.fit(captions, min_count=min_count)
+    encoder = image_utils.build_encoder("small_cnn", 16, feature_dim=4)
+    facts = {"name": "small_cnn", "image_size": 16, "feature_dim": 4, "weights": "random"}
+    return pipeline.Preprocessor(vocabulary.words, max_words, encoder, facts, baseline)
+
+
+def test_tokenize_is_lowercase_letter_and_digit_runs():
+    assert pipeline.tokenize(["A man's dog, running... Fast!", "Çafé über 3rd", "..."]) == [
+        ["a", "man", "s", "dog", "running", "fast"], ["af", "ber", "3rd"], []]
+
+
+def test_vocabulary_and_encode_known_answer():
+    preprocessor = _preprocessor(["A red circle.", "a blue circle", "Red, red!"], min_count=2)
+    assert preprocessor.vocabulary.words == ["<pad>", "<unk>", "<start>", "<end>", "red", "a", "circle"]
+    assert preprocessor.lookup.get_vocabulary() == preprocessor.vocabulary.words
+    inputs, targets = preprocessor.encode(tf.constant(["a red circle", "circle circle circle circle", "A blue!", ""]))
+    np.testing.assert_array_equal(inputs, [[2, 5, 4, 6], [2, 6, 6, 6], [2, 5, 1, 0], [2, 0, 0, 0]])
+    np.testing.assert_array_equal(targets, [[5, 4, 6, 3], [6, 6, 6, 3], [5, 1, 3, 0], [3, 0, 0, 0]])  # 4th word cut
+    decoded = preprocessor.decode(tf.constant([[5, 4, 6, 3, 5], [2, 6, 0, 4, 4]])).numpy().tolist()
+    assert decoded == [b"a red circle", b"circle"]
+    with pytest.raises(DataError, match="min_count=9"):
         pipeline.Vocabulary.fit(["a b"], min_count=9)
 
 
+def test_most_frequent_caption_and_word_presence():
+    records = [CaptionedImage(1, "x.jpg", ("A red circle.", "Two shapes")),
+               CaptionedImage(2, "y.jpg", ("a red circle", "Blue!"))]
+    assert pipeline.most_frequent_caption(records) == "a red circle"
+    vocabulary = pipeline.Vocabulary.fit(["a red circle", "two shapes"])
+    presence = pipeline.word_presence(records, vocabulary)
+    assert presence.shape == (2, len(vocabulary)) and presence[0, 4:].sum() == 5 and presence[1, 4:].sum() == 3
+
+
 def test_caption_dataset_gathers_features_per_caption():
-    vocabulary = pipeline.Vocabulary.fit(["a b c"])
+    preprocessor = _preprocessor(["a b c"], max_words=4)
     features = np.arange(6, dtype=np.float32).reshape(3, 2)
-    dataset = pipeline.caption_dataset(features, [["a"], ["b", "c"], ["a b"]], vocabulary, 4, 10, shuffle=False, seed=0)
+    dataset = pipeline.caption_dataset(features, [["a"], ["b", "c"], ["a b"]], preprocessor, 10, shuffle=False, seed=0)
     inputs, targets = next(iter(dataset))
     np.testing.assert_array_equal(inputs["image_features"].numpy(), features[[0, 1, 1, 2]])
     assert inputs["caption_tokens"].shape == (4, 5) and targets.shape == (4, 5)
+    np.testing.assert_array_equal(targets[3], [4, 5, 3, 0, 0])
+
+
+def test_preprocessor_round_trips_and_fits_the_training_split_only(tmp_path):
+    config = Config.from_preset("tiny", {"train_images": 12, "validation_images": 2, "test_images": 2})
+    task = CaptioningTask(config)
+    data = task.load_data(None, tmp_path / "work")
+    keras.utils.set_random_seed(0)
+    fitted = pipeline.Preprocessor.fit(task, data, tmp_path / "work")
+    assert fitted.encoder_facts["pretraining"]["epochs"] == 1
+    train_words = {w for words in pipeline.tokenize([c for r in data.train for c in r.captions]) for w in words}
+    assert set(fitted.vocabulary.words[4:]) == train_words
+    fitted.save(tmp_path / "preprocessor")
+    loaded = pipeline.Preprocessor.load(tmp_path / "preprocessor")
+    assert loaded.get_state() == fitted.get_state() and loaded.encoder_key == fitted.encoder_key
+    captions = tf.constant([c for r in data.test for c in r.captions] + ["an unseen zebra", ""])
+    for expected, got in zip(fitted.encode(captions), loaded.encode(captions)):
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    content = tf.constant([Path(r.path).read_bytes() for r in data.test] + [b"not an image"])
+    features, problems = fitted.encode_images(content)
+    loaded_features, loaded_problems = loaded.encode_images(content)
+    np.testing.assert_array_equal(loaded_features.numpy(), features.numpy())
+    assert problems.numpy().tolist()[:2] == [b"", b""] and loaded_problems.numpy().tolist() == problems.numpy().tolist()
+    # The cached features are the encoder's: the endpoint's decode path and the cache agree.
+    cached = loaded.features(data.test, tmp_path / "cache", batch_size=8)
+    np.testing.assert_allclose(cached, features.numpy()[:2], rtol=1e-5, atol=1e-6)
+
+
+def test_preprocessor_fit_names_a_truncated_image(tmp_path):
+    folder = tmp_path / "coco"
+    (folder / "annotations").mkdir(parents=True)
+    shutil.copytree(IMAGES, folder / "images")
+    shutil.copy(FIXTURES / "truncated.jpg", folder / "images" / "c.jpg")
+    for split in ("train", "val"):
+        shutil.copy(FIXTURES / "captions_fixture.json", folder / "annotations" / f"captions_{split}.json")
+    task = CaptioningTask(Config.from_preset("tiny"))
+    data = task.load_data(folder, tmp_path / "work")  # reads and splits: images are not decoded here
+    with pytest.raises(DataError, match="at least 10 training images"):
+        pipeline.Preprocessor.fit(task, data, tmp_path / "work")
+    task = CaptioningTask(Config.from_preset("tiny", {"encoder_pretrain_epochs": 0}))
+    preprocessor = pipeline.Preprocessor.fit(task, data, tmp_path / "work")
+    with pytest.raises(DataError, match=r"images/c.jpg' is corrupt or truncated"):
+        task.datasets(data, preprocessor)
 
 
 # --- model and generation -------------------------------------------------------------------------------
@@ -221,7 +295,8 @@ def _tiny_model(vocabulary_size=9, feature_dim=6):
 def test_model_shapes_keras_round_trip_and_generation(tmp_path):
     keras.utils.set_random_seed(0)
     config, model = _tiny_model()
-    inputs = {"image_features": np.random.rand(2, 6).astype("float32"), "caption_tokens": np.array([[2, 4, 5, 0, 0, 0]] * 2, "int32")}
+    inputs = {"image_features": np.random.rand(2, 6).astype("float32"),
+              "caption_tokens": np.array([[2, 4, 5, 0, 0, 0]] * 2, "int32")}
     logits = model(inputs)
     assert logits.shape == (2, 6, 9) and logits.dtype == "float32"
     model.save(tmp_path / "model.keras")
@@ -240,13 +315,15 @@ def test_model_shapes_keras_round_trip_and_generation(tmp_path):
     log_probs, _ = generator.step(tf.constant([2, 2]), state)
     expected = tf.nn.log_softmax(logits[:, 0, :]).numpy()
     allowed = np.arange(9) > pipeline.START_ID
-    np.testing.assert_allclose(log_probs.numpy()[:, allowed], expected[:, allowed] - np.log(np.exp(expected[:, allowed]).sum(1, keepdims=True)), atol=1e-5)
+    renormalised = expected[:, allowed] - np.log(np.exp(expected[:, allowed]).sum(1, keepdims=True))
+    np.testing.assert_allclose(log_probs.numpy()[:, allowed], renormalised, atol=1e-5)
 
 
 def test_tokens_to_strings_known_answer():
     words = tf.constant(["<pad>", "<unk>", "<start>", "<end>", "a", "red", "circle"])
     tokens = tf.constant([[4, 5, 6, 3, 0], [6, 3, 4, 4, 0], [3, 0, 0, 0, 0], [4, 4, 4, 4, 4]])
-    assert captioning_model.tokens_to_strings(tokens, words).numpy().tolist() == [b"a red circle", b"circle", b"", b"a a a a a"]
+    expected = [b"a red circle", b"circle", b"", b"a a a a a"]
+    assert pipeline.tokens_to_strings(tokens, words).numpy().tolist() == expected
 
 
 # --- caption metrics ------------------------------------------------------------------------------------
@@ -256,7 +333,9 @@ def test_caption_metrics_known_answers_official_and_approximate():
     references = {1: ["A red circle on white."], 2: ["two blue squares", "a pair of blue squares"]}
     predictions = {1: "a red circle", 2: "two blue squares"}
     scores = caption_metrics.score_caption_sets(
-        references, {"p": predictions, "same": {1: "a red circle on white", 2: "two blue squares"}, "bad": {1: "green", 2: "green"}},
+        references,
+        {"p": predictions, "same": {1: "a red circle on white", 2: "two blue squares"},
+         "bad": {1: "green", 2: "green"}},
         meteor=True,
     )
     official = scores["p"]
@@ -282,17 +361,20 @@ def test_metrics_without_java_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(caption_metrics.shutil, "which", lambda name: None)
     with pytest.raises(caption_metrics.CaptionMetricsError, match="need a Java runtime.*metrics=approximate"):
         caption_metrics.score_captions({1: ["a"]}, {1: "a"})
-    assert caption_metrics.score_captions({1: ["a b"]}, {1: "a b"}, protocol="approximate")["Bleu_1"] == pytest.approx(1.0)
+    scores = caption_metrics.score_captions({1: ["a b"]}, {1: "a b"}, protocol="approximate")
+    assert scores["Bleu_1"] == pytest.approx(1.0)
 
 
 def test_simple_tokenize_mimics_ptb():
     assert caption_metrics.simple_tokenize("A man's dog, running... Fast! Don't.") == "a man 's dog running fast do n't"
 
 
-def test_score_files_and_results_errors(tmp_path):
+def test_score_and_results_file_errors(tmp_path):
     task = CaptioningTask(Config.from_preset("default", {"meteor": False}))
-    scores = task.score({"annotations": FIXTURES / "captions_fixture.json", "predictions": FIXTURES / "results_fixture.json"})
+    scores = task.score({"annotations": FIXTURES / "captions_fixture.json",
+                         "predictions": FIXTURES / "results_fixture.json"})
     assert scores["images"] == 2 and scores["images_without_prediction"] == 2 and 0 < scores["CIDEr"]
+    assert "METEOR" not in scores
     unknown = tmp_path / "unknown.json"
     unknown.write_text(json.dumps([{"image_id": 7, "caption": "x"}]))
     with pytest.raises(DataError, match=r"1 image ids that are not in"):
@@ -302,11 +384,12 @@ def test_score_files_and_results_errors(tmp_path):
         ('[{"image_id": 101, "caption": "a"}, {"image_id": 101, "caption": "b"}]', "appears twice"),
         ('[{"image_id": 101}]', r"entry 0: expected \{\"image_id\", \"caption\"\}"),
         ("[", "not valid JSON"),
+        ("[]", "is an empty list"),
     ]:
         bad = tmp_path / "bad.json"
         bad.write_text(content)
         with pytest.raises(DataError, match=message):
-            caption_metrics.read_results_file(bad)
+            read_results_file(bad)
 
 
 def test_config_validation():
@@ -314,49 +397,66 @@ def test_config_validation():
         Config(encoder="vgg16")
     with pytest.raises(ValueError, match="max_objects=7"):
         Config(max_objects=7)
+    with pytest.raises(ValueError, match="max_test_images=0 must be at least 1"):
+        Config(max_test_images=0)
 
 
-# --- end to end -----------------------------------------------------------------------------------------
+# --- end to end (the session's tiny run) -------------------------------------------------------------------
 
 
-def test_cli_tiny_run_predict_and_score(tmp_path):
-    workdir = tmp_path / "run"
-    result = run_cli("captioning", "--preset", "tiny", "--workdir", str(workdir))
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_tiny_run_results_predictions_and_score(tiny_run, tmp_path):
+    workdir = tiny_run("captioning")
     results = json.loads((workdir / "results.json").read_text())
     metrics = results["metrics"]
-    assert results["primary_metric"] == "CIDEr" and metrics["CIDEr"] == metrics["model"]["CIDEr"]
+    assert results["primary_metric"] == "CIDEr" and set(metrics["baselines"]) == {"most_frequent_caption"}
+    baseline = metrics["baselines"]["most_frequent_caption"]
     for key in ("Bleu_1", "Bleu_4", "ROUGE_L", "CIDEr"):
-        assert 0.0 <= metrics["model"][key] and 0.0 <= metrics["baseline_most_frequent_caption"][key]
+        assert 0.0 <= metrics["model"][key] and 0.0 <= baseline[key] and 0.0 <= metrics["greedy_decoding"][key]
+    assert isinstance(baseline["caption"], str) and baseline["caption"]
     assert metrics["teacher_forced"]["perplexity"] > 1.0
+    assert metrics["encoder"]["weights"].startswith("pretrained on the training images")
     assert results["data"]["images"] == {"train": 48, "validation": 12, "test": 12}
-    assert results["data"]["encoder"]["pretrained_weights"].endswith(".weights.h5")
-    assert results["export"]["endpoints"]["caption"] == [[3], [3], [3]]
+    assert results["export"]["endpoints"]["caption"]["shapes"] == [[3], [3], [3]]
+    assert (workdir / "checkpoints" / "preprocessor" / pipeline.ENCODER_WEIGHTS).is_file()
     predictions = workdir / "predictions"
     assert (predictions / "caption_grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     submitted = json.loads((predictions / "captions_test_results.json").read_text())
     assert len(submitted) == 12 and set(submitted[0]) == {"image_id", "caption"}
+    # The written files score to the evaluation's own numbers (the same protocol, METEOR off in tiny).
+    task = CaptioningTask(Config.from_preset("tiny"))
+    scored = task.score({"annotations": predictions / "captions_test_annotations.json",
+                         "predictions": predictions / "captions_test_results.json"})
+    assert scored["CIDEr"] == pytest.approx(metrics["model"]["CIDEr"], abs=1e-9)
 
-    image = sorted((workdir / "data" / "synthetic_captions" / "images").glob("*.jpg"))[0]
-    broken = tmp_path / "broken.jpg"
+    image = Path(results["export"]["predict_example"][-1])
+    assert image.suffix == ".jpg" and image.parent.name == "samples"
+    broken, empty, text = tmp_path / "broken.jpg", tmp_path / "empty.png", tmp_path / "notes.txt"
     broken.write_bytes(image.read_bytes()[:200])
-    predicted = run_cli("captioning", "predict", "--model", str(workdir / "export"), str(image), str(broken))
+    empty.write_bytes(b"")
+    text.write_text("not an image")
+    predicted = run_cli("captioning", "predict", "--model", str(workdir / "export"), str(image), str(broken),
+                        str(empty), str(text))
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     lines = [json.loads(line) for line in predicted.stdout.strip().splitlines()]
     assert lines[0]["image"] == str(image) and isinstance(lines[0]["caption"], str) and "problem" not in lines[0]
     assert lines[1]["caption"] == "" and "truncated JPEG" in lines[1]["problem"]
+    assert "empty input" in lines[2]["problem"] and "not a JPEG or PNG" in lines[3]["problem"]
 
+    missing = run_cli("captioning", "predict", "--model", str(workdir / "export"), str(tmp_path / "nowhere.jpg"))
+    assert missing.returncode == 2 and "error: Input '" in missing.stderr and "is not a file" in missing.stderr
     missing = run_cli("captioning", "score", "--annotations", str(predictions / "captions_test_annotations.json"),
                       "--predictions", str(tmp_path / "none.json"))
-    assert missing.returncode == 2 and "error: Predictions file" in missing.stderr and "does not exist" in missing.stderr
+    assert missing.returncode == 2 and "error: Predictions file" in missing.stderr
+    assert "does not exist" in missing.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_cli_tiny_on_real_coco_mini(shared_data, tmp_path):
     workdir = tmp_path / "coco"
-    result = run_cli("captioning", "--preset", "tiny", "--data-dir", str(shared_data / "coco_mini"), "--workdir", str(workdir),
-                     "--set", "encoder=mobilenet_v3_small", "--set", "image_size=64", "--set", "min_word_count=2")
+    result = run_cli("captioning", "--preset", "tiny", "--data-dir", str(shared_data / "coco_mini"),
+                     "--workdir", str(workdir),
+                     "--set", "encoder=mobilenet_v3_small", "--set", "image_size=64", "--set", "min_count=2")
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((workdir / "results.json").read_text())
     assert results["data"]["format"] == "coco" and results["data"]["images"]["train"] == 80
@@ -413,23 +513,12 @@ def test_metric_input_errors():
 
 
 def test_predict_errors(tmp_path):
-    from common.task import TaskError
+    from common import export
 
     task = CaptioningTask(Config())
-    with pytest.raises(TaskError, match="is not an exported SavedModel"):
-        task.predict(tmp_path, ["x.jpg"])
-    (tmp_path / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(TaskError, match="is not an exported model"):
+        export.predict(task, tmp_path, ["x.jpg"])
     with pytest.raises(TaskError, match="Input 'nowhere.jpg' is not a file"):
-        task.predict(tmp_path, ["nowhere.jpg"])
-
-
-def test_load_data_names_a_truncated_image(tmp_path):
-    folder = tmp_path / "coco"
-    (folder / "annotations").mkdir(parents=True)
-    shutil.copytree(IMAGES, folder / "images")
-    shutil.copy(FIXTURES / "truncated.jpg", folder / "images" / "c.jpg")
-    for split in ("train", "val"):
-        shutil.copy(FIXTURES / "captions_fixture.json", folder / "annotations" / f"captions_{split}.json")
-    task = CaptioningTask(Config.from_preset("tiny", {"encoder_pretrain_epochs": 0}))
-    with pytest.raises(DataError, match=r"images/c.jpg' is corrupt or truncated"):
-        task.load_data(folder, tmp_path / "work")
+        task.predict_arguments(["nowhere.jpg"])
+    (arguments,) = task.predict_arguments([str(IMAGES / "a.jpg"), str(FIXTURES / "truncated.jpg")])
+    assert arguments.dtype == object and arguments[0][:3] == b"\xff\xd8\xff"

@@ -1,4 +1,5 @@
-"""The sentiment task: metrics (known answers), text pipeline, model layout, export round trip, CLI end to end."""
+"""The sentiment task: metrics (known answers), text pipeline, model layout, the fitted preprocessor's round
+trip, export, and predict / results.json of the session's one tiny CLI run (``tiny_run("sentiment")``)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import training
 from common.config import ConfigError
-from common.export import check_in_fresh_process
+from common.errors import DataError, TaskError
 from common.metrics import classification
-from common.task import TaskError
+from common.preprocessor import preprocessor_dir
 from tasks.sentiment import model as model_lib
 from tasks.sentiment import pipeline
 from tasks.sentiment.config import Config
-from tasks.sentiment.task import SentimentTask, export_examples
+from tasks.sentiment.task import SentimentData, SentimentTask
 
 from conftest import run_cli
 
@@ -84,6 +86,10 @@ def test_presets_build_and_bad_values_are_refused():
         Config.from_preset("tiny", ["vocab=10"])
     with pytest.raises(ConfigError, match="sequence_length"):
         Config(sequence_length=0)
+    assert Config().max_train_reviews is None  # None = every training review
+    assert Config.from_preset("tiny", ["max_train_reviews=3000"]).max_train_reviews == 3000
+    with pytest.raises(ConfigError, match="max_train_reviews"):
+        Config(max_train_reviews=0)
 
 
 # --- text pipeline -----------------------------------------------------------------------------------------
@@ -169,26 +175,27 @@ def test_model_round_trips_through_a_keras_file(tmp_path):
     np.testing.assert_allclose(model.predict(ids, verbose=0), loaded.predict(ids, verbose=0), atol=1e-6)
 
 
-# --- task: data, export ----------------------------------------------------------------------------------------
+# --- task: data, fitted preprocessor, export ---------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def tiny_task_and_data(tmp_path_factory):
+def tiny_fitted(tmp_path_factory):
+    """(task, data, preprocessor) of the tiny preset: read + split, then the train step's fit."""
     keras.utils.set_random_seed(0)
     task = SentimentTask(Config.from_preset("tiny"))
-    data = task.load_data(None, tmp_path_factory.mktemp("sentiment"))
-    return task, data
+    workdir = tmp_path_factory.mktemp("sentiment")
+    data = task.load_data(None, workdir)
+    return task, data, task.Preprocessor.fit(task, data, workdir)
 
 
-def test_load_data_splits_and_facts(tiny_task_and_data):
-    task, data = tiny_task_and_data
-    splits = data.info["splits"]
-    assert splits["train"]["reviews"] + splits["validation"]["reviews"] == 240
-    assert splits["validation"]["reviews"] == 48 and splits["test"]["reviews"] == 80
-    assert data.info["evaluated_on"] == "test" and data.info["source"] == "synthetic"
-    assert 20 < data.info["vocabulary_size"] <= 2_000
-    train_sources = {r.source for r in data.extras["train_reviews"]}
-    assert not train_sources & {r.source for r in data.extras["validation_reviews"]}
+def test_load_data_reads_and_splits_only(tiny_fitted):
+    task, data, _ = tiny_fitted
+    assert isinstance(data, SentimentData)
+    assert len(data.train) + len(data.validation) == 240 and len(data.validation) == 48 and len(data.test) == 80
+    assert not {r.source for r in data.train} & {r.source for r in data.validation}
+    assert data.evaluated_on == data.info["evaluated_on"] == "test" and data.info["source"] == "synthetic"
+    assert data.info["splits"]["train"] == {"reviews": 192, "positive": sum(r.label for r in data.train)}
+    assert "vocabulary_size" not in data.info  # fitted facts belong to the preprocessor
 
 
 def test_load_data_without_a_test_split_evaluates_on_validation(tmp_path):
@@ -199,72 +206,150 @@ def test_load_data_without_a_test_split_evaluates_on_validation(tmp_path):
     folder = write_aclimdb(tmp_path, reviews)
     task = SentimentTask(Config.from_preset("tiny", ["validation_fraction=0.3"]))
     data = task.load_data(folder, tmp_path / "work")
-    assert data.info["evaluated_on"].startswith("validation")
-    assert data.info["splits"]["test"] is None
-    assert [r.source for r in data.test] == [r.source for r in data.extras["validation_reviews"]]
+    assert data.evaluated_on.startswith("validation") and data.info["splits"]["test"] is None
+    assert [r.source for r in data.test] == [r.source for r in data.validation]
     assert len(data.test) == 6
 
 
-def test_export_serves_raw_strings_like_the_in_process_model(tiny_task_and_data, tmp_path):
-    task, data = tiny_task_and_data
-    keras.utils.set_random_seed(1)
-    model = task.build_model(data)  # untrained weights are enough to compare the two paths
-    examples = task.export(model, data, tmp_path / "export")
-    texts = [str(t) for t in examples["serve"][0]]
-    assert "" in texts and max(len(t) for t in texts) == 100_000
-    check = check_in_fresh_process(tmp_path / "export", examples)
-    outputs = check["serve"]["outputs"]
-    expected = task.model_probabilities(model, data, texts)
-    np.testing.assert_allclose(outputs["probability"], expected, atol=1e-5)
-    assert [label.decode() for label in outputs["label"]] == ["positive" if p >= 0.5 else "negative" for p in expected]
-    # Invalid UTF-8 from a caller still gets an answer.
-    loaded = tf.saved_model.load(str(tmp_path / "export"))  # keep a reference: its variables die with it
-    served = loaded.serve(tf.constant([b"\xff\xfe good", b"fine"]))
-    assert served["probability"].shape == (2,)
+def test_preprocessor_is_fitted_on_the_training_split(tiny_fitted):
+    task, data, preprocessor = tiny_fitted
+    vocabulary = preprocessor.vectorizer.get_vocabulary()
+    assert vocabulary[:2] == ["", "[UNK]"] and 20 < preprocessor.vocabulary_size <= 2_000
+    train_words = set(" ".join(pipeline.standardize(tf.constant([r.text for r in data.train])).numpy().astype(str))
+                      .split())
+    assert set(vocabulary[2:]) <= train_words
+    summary = preprocessor.summary
+    assert summary["vocabulary_size"] == preprocessor.vocabulary_size
+    assert summary["baseline"]["features"] == preprocessor.ngram_vectorizer.vocabulary_size() > 0
+    assert summary["train_tokens_per_review"]["max"] <= 60
 
 
-def test_export_examples_cover_the_awkward_inputs():
-    examples = export_examples("A real review.")
-    assert examples[0] == "A real review." and "" in examples
+def test_preprocessor_round_trips_with_identical_outputs(tiny_fitted, tmp_path):
+    task, data, preprocessor = tiny_fitted
+    preprocessor.save(tmp_path / "preprocessor")
+    loaded = task.Preprocessor.load(tmp_path / "preprocessor")
+    texts = [r.text for r in data.test] + pipeline.awkward_inputs("Not good at all.")
+    before, after = preprocessor.encode(tf.constant(texts)), loaded.encode(tf.constant(texts))
+    assert before.to_list() == after.to_list() and after.dtype == tf.int32
+    assert max(len(row) for row in after.to_list()) == preprocessor.sequence_length == loaded.sequence_length
+    np.testing.assert_array_equal(preprocessor.baseline_features(tf.constant(texts)).numpy(),
+                                  loaded.baseline_features(tf.constant(texts)).numpy())
+    np.testing.assert_array_equal(preprocessor.baseline_probabilities(texts, 16),
+                                  loaded.baseline_probabilities(texts, 16))
+    assert loaded.summary == preprocessor.summary
+    assert loaded.vectorizer.get_vocabulary() == preprocessor.vectorizer.get_vocabulary()
+
+
+def test_a_damaged_vocabulary_is_a_clear_error(tiny_fitted, tmp_path):
+    task, _, preprocessor = tiny_fitted
+    preprocessor.save(tmp_path / "preprocessor")
+    (tmp_path / "preprocessor" / pipeline.VOCABULARY_FILE).write_text('{"not": "a list"}')
+    with pytest.raises(TaskError, match="is not a vocabulary"):
+        task.Preprocessor.load(tmp_path / "preprocessor")
+
+
+def test_datasets_carry_the_encoded_training_and_validation_splits(tiny_fitted):
+    task, data, preprocessor = tiny_fitted
+    train, validation = task.datasets(data, preprocessor)
+    rows = [row[row > 0].tolist() for ids, _ in validation for row in ids.numpy()]
+    expected = pipeline.encode_all(preprocessor, [r.text for r in data.validation]).to_list()
+    assert sorted(rows) == sorted(expected)
+    assert sum(int(labels.shape[0]) for _, labels in train) == len(data.train)
+
+
+def test_export_examples_cover_the_awkward_inputs(tiny_fitted):
+    task, data, _ = tiny_fitted
+    (examples,) = task.export_examples(data)["serve"]
+    assert examples[0] == data.test[0].text and "" in list(examples)
     assert any(re.fullmatch(r"(<br />)+", e) for e in examples)
     assert any(not e.isascii() for e in examples)
     assert any(len(e) == 100_000 for e in examples)
 
 
-def test_predict_errors(tmp_path):
+def test_write_samples_writes_test_reviews_of_both_labels(tiny_fitted, tmp_path):
+    task, data, _ = tiny_fitted
+    paths = task.write_samples(data, tmp_path / "samples")
+    assert 2 <= len(paths) <= 3 and {"positive", "negative"} <= {p.rsplit("_", 1)[1][:-4] for p in paths}
+    texts = {r.text for r in data.test}
+    assert all(open(p, encoding="utf-8").read().rstrip("\n") in texts for p in paths)
+    assert task.predict_arguments(paths)[0].tolist() == [open(p, encoding="utf-8").read() for p in paths]
+
+
+def test_predict_arguments_and_results(tmp_path):
     task = SentimentTask(Config())
-    with pytest.raises(TaskError, match="saved_model.pb"):
-        task.predict(tmp_path, ["text"])
+    review = tmp_path / "review.txt"
+    review.write_text("I loved the acting.<br />A gem.", encoding="utf-8")
+    long_text = "x" * 5000  # too long to be a path: taken as text without asking the file system
+    (arguments,) = task.predict_arguments(["The plot was not good.", str(review), "", long_text])
+    assert arguments.tolist() == ["The plot was not good.", "I loved the acting.<br />A gem.", "", long_text]
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("très".encode("latin-1"))
+    with pytest.raises(DataError, match="latin1.txt: not valid UTF-8"):
+        task.predict_arguments([str(latin1)])
+    outputs = {"probability": np.array([0.25, 0.75], np.float32), "label": np.array([b"negative", b"positive"])}
+    results = task.predict_results(["short", "y" * 200], outputs)
+    assert results[0] == {"input": "short", "probability": 0.25, "label": "negative"}
+    assert len(results[1]["input"]) == 80 and results[1]["label"] == "positive"
+    json.dumps(results, allow_nan=False)
 
 
-# --- end to end ----------------------------------------------------------------------------------------------
+# --- the session's tiny CLI run ---------------------------------------------------------------------------------
 
 
-def test_cli_tiny_run_then_predict(tmp_path):
-    workdir = tmp_path / "run"
-    result = run_cli("sentiment", "--preset", "tiny", "--workdir", str(workdir))
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_tiny_run_results(tiny_run):
+    workdir = tiny_run("sentiment")
     results = json.loads((workdir / "results.json").read_text())
-    assert results["primary_metric"] == "accuracy"
     metrics = results["metrics"]
-    for scores in (metrics, metrics["baseline"]):
+    assert metrics["primary"] == "accuracy" and sorted(metrics["baselines"]) == ["tfidf_logistic"]
+    for name, scores in (("model", metrics["model"]), ("tfidf_logistic", metrics["baselines"]["tfidf_logistic"])):
+        assert sorted(scores) == ["accuracy", "roc_auc"]
         assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["roc_auc"] <= 1
-        assert sum(scores["confusion"].values()) == metrics["reviews"] == 80
+        assert sum(metrics["confusion"][name].values()) == metrics["reviews"] == 80
     assert metrics["evaluated_on"] == "test"
     assert results["data"]["splits"]["train"]["reviews"] == 192
-    assert results["training"]["baseline"]["features"] > 0
-    assert results["export"]["endpoints"]["serve"] == [[5], [5]]
+    assert "best_val_accuracy" in results["training"]  # the checkpoint follows validation accuracy
+    assert results["training"]["preprocessor"]["baseline"]["features"] > 0
+    folder = workdir / "checkpoints" / "preprocessor"
+    for name in (pipeline.VOCABULARY_FILE, pipeline.NGRAM_VOCABULARY_FILE, pipeline.NGRAM_IDF_FILE,
+                 pipeline.BASELINE_FILE):
+        assert (folder / name).is_file(), name
     predictions = (workdir / "test_predictions.tsv").read_text().splitlines()
     assert len(predictions) == 81 and predictions[0].startswith("source\tlabel")
 
+
+def test_export_serves_raw_strings_like_the_evaluated_model(tiny_run):
+    workdir = tiny_run("sentiment")
+    task = SentimentTask(Config.from_preset("tiny"))
+    data = task.load_data(None, workdir)  # the synthetic reviews the run wrote (not rewritten)
+    preprocessor = task.Preprocessor.load(preprocessor_dir(workdir))
+    model = training.load_best(workdir)
+    texts = [r.text for r in data.test] + pipeline.awkward_inputs("Not good at all.")
+    expected = pipeline.model_probabilities(model, preprocessor, texts, batch_size=16)
+    evaluated = [float(line.split("\t")[2]) for line in (workdir / "test_predictions.tsv").read_text().splitlines()[1:]]
+    np.testing.assert_allclose(expected[: len(data.test)], evaluated, atol=2e-6)
+    loaded = tf.saved_model.load(str(workdir / "export"))  # keep a reference: its variables die with it
+    served = loaded.serve(tf.constant(texts))
+    np.testing.assert_allclose(served["probability"].numpy(), expected, atol=1e-5)
+    assert [label.decode() for label in served["label"].numpy()] == [
+        "positive" if p >= 0.5 else "negative" for p in expected]
+    # Invalid UTF-8 from a caller still gets an answer.
+    assert loaded.serve(tf.constant([b"\xff\xfe good", b"fine"]))["probability"].shape == (2,)
+
+
+def test_predict_on_awkward_inputs(tiny_run, tmp_path):
+    model = tiny_run("sentiment") / "export"
     review = tmp_path / "review.txt"
     review.write_text("I loved the acting.<br />A gem.", encoding="utf-8")
-    not_utf8 = tmp_path / "latin1.txt"
-    not_utf8.write_bytes("très".encode("latin-1"))
-    result = run_cli("sentiment", "predict", "--model", str(workdir / "export"), "The plot was not good.", str(review))
+    inputs = ["The plot was not good.", str(review), "", "<br /><br />", "Très émouvant 🎬", "good " * 20_000]
+    result = run_cli("sentiment", "predict", "--model", str(model), *inputs)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
-    assert [line["input"] for line in lines] == ["The plot was not good.", str(review)]
+    assert [line["input"] for line in lines[:5]] == inputs[:5] and len(lines) == len(inputs)
     assert all(0 <= line["probability"] <= 1 and line["label"] in ("positive", "negative") for line in lines)
-    result = run_cli("sentiment", "predict", "--model", str(workdir / "export"), str(not_utf8))
-    assert result.returncode == 2 and "not valid UTF-8" in result.stderr
+
+
+def test_predict_names_a_file_that_is_not_utf8(tiny_run, tmp_path):
+    not_utf8 = tmp_path / "latin1.txt"
+    not_utf8.write_bytes("très".encode("latin-1"))
+    result = run_cli("sentiment", "predict", "--model", str(tiny_run("sentiment") / "export"), str(not_utf8))
+    assert result.returncode == 2 and "not valid UTF-8" in result.stderr and "Traceback" not in result.stderr

@@ -351,8 +351,9 @@ def test_download_happens_only_when_asked_and_is_read_back(tmp_path, monkeypatch
             self.data_dir = Path(data_dir)
 
         def download_and_prepare(self):
-            reviews = {split: {"neg": [f"a dull film number {i}" for i in range(20)],
-                               "pos": [f"a wonderful film number {i}" for i in range(20)]} for split in ("train", "test")}
+            by_label = {"neg": [f"a dull film number {i}" for i in range(20)],
+                        "pos": [f"a wonderful film number {i}" for i in range(20)]}
+            reviews = {split: by_label for split in ("train", "test")}
             write_tfds_imdb_reviews(self.data_dir, reviews)
 
     monkeypatch.setattr(tfds, "builder", FakeBuilder)
@@ -363,6 +364,7 @@ def test_download_happens_only_when_asked_and_is_read_back(tmp_path, monkeypatch
     data = task.load_data(None, tmp_path / "work")
     assert calls == [("imdb_reviews/plain_text", str(tmp_path / "work" / "downloads"))]
     assert data.info["source"] == "tfds imdb_reviews (downloaded)"
+    assert len(data.train) + len(data.validation) == 40 and len(data.test) == 40 and data.evaluated_on == "test"
 
 
 def test_a_failed_download_is_a_clear_error(tmp_path, monkeypatch):

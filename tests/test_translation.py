@@ -1,4 +1,5 @@
-"""Translation task pieces: pair reader, split, synthetic corpus, text helpers, BLEU, layers, model, export."""
+"""Translation task pieces: pair reader, split, synthetic corpus, text helpers, BLEU, layers, model,
+preprocessor (fit on train, save/load round trip), endpoints, bench."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from common import text
 from common.config import ConfigError
 from common.layers import SequenceAttention
 from common.metrics import bleu
+from common.preprocessor import preprocessor_dir
 from common.task import TaskError
 from data import DataError
 from data import pairs as pair_reader
 from data.synthetic import parallel
 from tasks.translation import model as translation_model
 from tasks.translation.config import Config
-from tasks.translation.task import TranslationTask
+from tasks.translation.pipeline import Preprocessor
+from tasks.translation.task import TranslationData, TranslationTask, translate_all
 
 
 # --- pair reader -------------------------------------------------------------------------------------
@@ -134,21 +137,25 @@ def test_tokenize_standardizes_case_punctuation_and_typographic_characters():
     ]
 
 
-def test_vocabulary_encode_decode_and_detokenize():
+def test_vocabulary_encode_and_decode_with_tensorflow_ops():
     words = text.fit_vocabulary([["b", "a", "b"], ["c", "a", "b"], ["d"]], max_size=7)
     assert words == ["b", "a", "c"]  # by count, then alphabetical; 4 reserved + 3 = 7
     vocabulary = text.full_vocabulary(words)
     assert vocabulary[: 4] == ["", "[UNK]", "[START]", "[END]"]
-    ids = text.encode([["a", "zz", "c"], ["b"] * 9], vocabulary, 6, add_start=True, add_end=True)
+    lookup = text.lookup_layer(vocabulary)
+    ids = text.encode(tf.constant(["A zz c", "b " * 9]), lookup, 6, add_start=True, add_end=True)
     np.testing.assert_array_equal(ids, [[2, 5, 1, 6, 3, 0], [2, 4, 4, 4, 4, 3]])
-    reversed_ids = text.encode([["a", "b", "c"]], vocabulary, 5, reverse=True)
-    np.testing.assert_array_equal(reversed_ids, [[6, 4, 5, 0, 0]])
-    assert text.decode([2, 5, 1, 6, 3, 5], vocabulary) == ["a", "[UNK]", "c"]
+    reversed_ids = text.encode(tf.constant(["a b c", ""]), lookup, 5, reverse=True, empty_as_unknown=True)
+    np.testing.assert_array_equal(reversed_ids, [[6, 4, 5, 0, 0], [1, 0, 0, 0, 0]])  # empty: one [UNK]
+    inverse = text.lookup_layer(vocabulary, invert=True)
+    decoded = text.decode(tf.constant([[2, 5, 1, 6, 3, 5], [4, 0, 5, 5, 5, 5]]), inverse).numpy()
+    assert [d.decode() for d in decoded] == ["a [UNK] c", "b"]  # stops at the end marker or padding
     tokens = ["«", "oui", "»", ",", "dit-il", "."]
-    assert text.detokenize_python(tokens) == "«oui», dit-il."
     assert text.join_tokens(tf.ragged.constant([tokens])).numpy()[0].decode() == "«oui», dit-il."
     with pytest.raises(ValueError, match="max_size=3"):
         text.fit_vocabulary([["a"]], max_size=3)
+    with pytest.raises(ValueError, match="reserved tokens"):
+        text.lookup_layer(["a", "b"])
 
 
 # --- BLEU --------------------------------------------------------------------------------------------
@@ -183,7 +190,8 @@ def test_attention_masks_memory_and_round_trips_its_config(score):
     np.testing.assert_allclose(weights.numpy().sum(-1), 1.0, rtol=1e-5)
     assert np.all(weights.numpy()[0, :, 2:] == 0.0)  # masked memory steps get no weight
     np.testing.assert_allclose(weights.numpy()[1], 0.2, rtol=1e-5)  # fully masked row: uniform, no NaN
-    np.testing.assert_allclose(context.numpy()[0], weights.numpy()[0, :, :2] @ memory.numpy()[0, :2], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(context.numpy()[0], weights.numpy()[0, :, :2] @ memory.numpy()[0, :2],
+                               rtol=1e-4, atol=1e-5)
     clone = SequenceAttention.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     clone(query, memory, mask)
@@ -207,11 +215,12 @@ def test_masked_token_accuracy_known_answer():
 
 
 def test_word_by_word_baseline_learns_the_lexicon_not_the_order():
-    baseline = translation_model.WordByWordBaseline(
+    baseline = translation_model.WordByWordBaseline.fit(
         [["big", "dog"], ["dog", "runs"], ["big", "cat"], ["cat", "runs"]],
         [["chien", "grand"], ["chien", "court"], ["chat", "grand"], ["chat", "court"]],
     )
     assert baseline.translate([["big", "dog", "runs", "unknown"]]) == [["grand", "chien", "court"]]
+    assert translation_model.WordByWordBaseline(baseline.lexicon).translate([["cat"]]) == [["chat"]]
 
 
 def tiny_config(**overrides):
@@ -261,6 +270,8 @@ def test_masked_loss_ignores_padding():
         ({"beam_width": 0}, "beam_width=0 must be at least 1"),
         ({"test_fraction": 0.5, "validation_fraction": 0.45}, "at least 10%"),
         ({"max_vocabulary": 3}, "max_vocabulary=3"),
+        ({"max_pairs": 0}, "max_pairs=0"),
+        ({"lstm_units": 33}, "lstm_units=33 must be even"),
         ({"dropout": 1.0}, "dropout=1.0"),
     ],
 )
@@ -269,45 +280,88 @@ def test_config_rejects_bad_values(override, message):
         Config.from_preset("default", override)
 
 
-# --- export: the SavedModel's string path equals the evaluation's Python path ------------------------
+# --- preprocessor, endpoints, bench ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def untrained(tmp_path_factory):
+    """An untrained model on the tiny synthetic corpus, Sutskever-style (reversed source, no attention)."""
     workdir = tmp_path_factory.mktemp("translation")
     config = tiny_config(attention="none", reverse_source=True, max_target_tokens=8)
     keras.utils.set_random_seed(config.seed)
     task = TranslationTask(config)
     data = task.load_data(None, workdir)
-    model = task.build_model(data)
-    return task, data, model, workdir
+    preprocessor = Preprocessor.fit(task, data, workdir)
+    model = task.build_model(data, preprocessor)
+    return task, data, preprocessor, model, workdir
 
 
-def test_export_translates_raw_strings_like_the_evaluation_path(untrained):
-    task, data, model, workdir = untrained
-    path = workdir / "export"
-    examples = task.export(model, data, path)
-    assert set(examples) == {"translate", "translate_greedy"}
-    loaded = tf.saved_model.load(str(path))
-    sources = data.test["sources"][:3] + ["", "qqqq zzzz " * 30]  # empty and out-of-vocabulary, too long
-    outputs = loaded.translate(tf.constant(sources))
-    assert outputs["translation"].shape == (5,) and outputs["score"].shape == (5,)
-    _, greedy, beam = task._decoders(model)
-    ids = task._source_ids(sources, data)
-    expected = task._translate_ids(beam, ids, data.extras["target_vocabulary"])
-    assert [t.decode() for t in outputs["translation"].numpy()] == expected
-    greedy_outputs = loaded.translate_greedy(tf.constant(sources))
-    assert [t.decode() for t in greedy_outputs["translation"].numpy()] == task._translate_ids(
-        greedy, ids, data.extras["target_vocabulary"]
+def test_preprocessor_fits_on_the_training_split_only(tmp_path):
+    pair = pair_reader.Pair
+    data = TranslationData(
+        train=[pair("The big dog.", "Le grand chien."), pair("A dog.", "Un chien.")],
+        validation=[pair("A cat.", "Un chat.")], test=[pair("The cat.", "Le chat.")],
+        test_sources=["The cat."], test_references=[["Le chat."]],
     )
-    predictions = task.predict(path, ["The dog sleeps.", ""])
-    assert [set(p) for p in predictions] == [{"source", "translation", "score"}] * 2
-    with pytest.raises(TaskError, match="not an exported translation model"):
-        task.predict(workdir, ["x"])
+    preprocessor = Preprocessor.fit(TranslationTask(tiny_config()), data, tmp_path)
+    assert "cat" not in preprocessor.source_vocabulary and "chat" not in preprocessor.target_vocabulary
+    assert (preprocessor.source_length, preprocessor.target_length) == (4, 4)  # "the big dog ." is 4 tokens
+    ids = preprocessor.encode(tf.constant(["The cat."])).numpy()[0]
+    assert ids[1] == text.UNKNOWN_ID and ids.tolist() == [
+        preprocessor.source_vocabulary.index("the"), 1, preprocessor.source_vocabulary.index("."), 0]
+    assert preprocessor.lexicon["big"] == "grand"  # Dice 1 (tie with "le": the alphabetically first wins)
+
+
+def test_preprocessor_round_trips_with_identical_encodings(untrained, tmp_path):
+    task, data, preprocessor, _, _ = untrained
+    preprocessor.save(tmp_path / "preprocessor")
+    loaded = Preprocessor.load(tmp_path / "preprocessor")
+    assert loaded.get_state() == preprocessor.get_state() and loaded.reverse_source
+    sentences = tf.constant([p.source for p in data.test[:5]] + ["", "Unknown WORDS, «here» !", "x " * 100])
+    targets = tf.constant([p.target for p in data.test[:5]] + ["", "zz", "y " * 100])
+    np.testing.assert_array_equal(loaded.encode(sentences), preprocessor.encode(sentences))
+    np.testing.assert_array_equal(loaded.encode_target(targets), preprocessor.encode_target(targets))
+    ids = preprocessor.encode_target(targets)
+    np.testing.assert_array_equal(loaded.decode(ids[:, 1:]), preprocessor.decode(ids[:, 1:]))
+    # A short training target, framed and decoded, reads as its standardised (lower-cased) self.
+    short = next(p.target for p in data.train if len(text.tokenize([p.target])[0]) <= preprocessor.target_length)
+    decoded = loaded.decode(loaded.encode_target(tf.constant([short]))[:, 1:]).numpy()[0].decode()
+    assert decoded == short.lower()
+    with pytest.raises(TaskError, match="fitted by task 'translation', not 'sentiment'"):
+        type("Other", (Preprocessor,), {"task": "sentiment"}).load(tmp_path / "preprocessor")
+
+
+def test_training_arrays_frame_targets_for_teacher_forcing(untrained):
+    _, data, preprocessor, _, _ = untrained
+    inputs, targets = preprocessor.arrays(data.train[:7])
+    assert inputs["source"].shape == (7, preprocessor.source_length) and inputs["source"].dtype == np.int32
+    assert inputs["decoder_input"].shape == targets.shape == (7, preprocessor.target_length + 1)
+    assert np.all(inputs["decoder_input"][:, 0] == text.START_ID)
+    np.testing.assert_array_equal(inputs["decoder_input"][:, 1:], targets[:, :-1])
+    assert np.all((targets == text.END_ID).sum(axis=1) == 1)
+
+
+def test_endpoints_translate_awkward_strings_like_the_evaluation(untrained):
+    task, data, preprocessor, model, _ = untrained
+    endpoints = task.endpoints(model, preprocessor)
+    assert set(endpoints) == {"translate", "translate_greedy"}
+    sentences = data.test_sources[:3] + ["", "qqqq zzzz " * 30, "x" * 2000]
+    for name, (function, signature) in endpoints.items():
+        translate = tf.function(function, input_signature=signature)
+        outputs = translate(tf.constant(sentences))
+        assert outputs["translation"].shape == (6,) and np.all(np.isfinite(outputs["score"].numpy()))
+        # Batches of any size give the same translations (evaluation decodes in batches).
+        batched = translate_all(translate, sentences, batch_size=4)
+        assert batched == [t.decode() for t in outputs["translation"].numpy()]
+    results = task.predict_results(["a", "b"], {"translation": np.array([b"x", b""]),
+                                                "score": np.array([-1.5, np.nan], np.float32)})
+    assert results == [{"source": "a", "translation": "x", "score": -1.5},
+                       {"source": "b", "translation": "", "score": None}]
 
 
 def test_bench_compares_batched_and_python_loop_beam_search(untrained):
-    task, data, model, workdir = untrained
+    task, _, preprocessor, model, workdir = untrained
     (workdir / "checkpoints").mkdir(exist_ok=True)
     model.save(workdir / "checkpoints" / "best.keras")
+    preprocessor.save(preprocessor_dir(workdir))
     result = task.bench(None, workdir)
     figures = result["figures"]
     assert figures["sentences"] == 10
@@ -315,13 +369,20 @@ def test_bench_compares_batched_and_python_loop_beam_search(untrained):
     assert figures["speedup"] > 0 and not result["model_trained_in_this_run"]
 
 
-def test_bench_refuses_a_checkpoint_trained_on_other_data(tmp_path, untrained):
-    task, data, model, workdir = untrained
-    other = translation_model.build_model(task.config, 30, 40)
+def test_bench_refuses_a_checkpoint_without_its_preprocessor(tmp_path, untrained):
+    task, _, _, model, _ = untrained
     (tmp_path / "checkpoints").mkdir()
-    other.save(tmp_path / "checkpoints" / "best.keras")
-    with pytest.raises(TaskError, match="vocabulary size differs"):
+    model.save(tmp_path / "checkpoints" / "best.keras")
+    with pytest.raises(TaskError, match="has no fitted preprocessor beside it"):
         task.bench(None, tmp_path)
+
+
+def test_bench_trains_in_an_empty_workdir_then_reuses_model_and_preprocessor(tmp_path):
+    task = TranslationTask(tiny_config(epochs=1, bench_sentences=3, max_target_tokens=8))
+    first = task.bench(None, tmp_path)
+    assert first["model_trained_in_this_run"] and (preprocessor_dir(tmp_path) / "preprocessor.json").is_file()
+    second = task.bench(None, tmp_path)
+    assert not second["model_trained_in_this_run"] and second["figures"]["identical_outputs_fraction"] == 1.0
 
 
 @pytest.mark.real_data
@@ -333,10 +394,19 @@ def test_real_data_reads_tatoeba_and_a_short_training_reduces_the_loss(shared_da
     keras.utils.set_random_seed(config.seed)
     task = TranslationTask(config)
     data = task.load_data(file, tmp_path)
-    assert data.info["pairs"]["train"] > 300 and data.info["vocabulary_size"]["target"] > 300
-    model = task.build_model(data)
-    inputs, targets = next(iter(data.train))
+    assert data.info["pairs"]["train"] > 300
+    preprocessor = Preprocessor.fit(task, data, tmp_path)
+    assert len(preprocessor.target_vocabulary) > 300
+    model = task.build_model(data, preprocessor)
+    inputs, targets = next(iter(task.datasets(data, preprocessor)[0]))
     before = model.test_on_batch(inputs, targets, return_dict=True)["loss"]
     for _ in range(5):
         model.train_on_batch(inputs, targets)
     assert model.test_on_batch(inputs, targets, return_dict=True)["loss"] < before
+
+
+def test_config_lists_the_attention_scores_of_the_layer():
+    from common.layers import SCORES
+    from tasks.translation import config
+
+    assert config.SCORES == SCORES

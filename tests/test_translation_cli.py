@@ -1,4 +1,5 @@
-"""End to end through run.py: the tiny preset trains, evaluates, exports; predict uses the export."""
+"""Through run.py, on the session's one tiny run (tests/conftest.py ``tiny_run``): the metrics it
+wrote, predict on the exported model (all test sentences, awkward inputs), and one-line errors."""
 
 from __future__ import annotations
 
@@ -8,32 +9,42 @@ import json
 from conftest import run_cli
 
 
-def test_tiny_run_then_predict_with_the_exported_model(tmp_path):
-    workdir = tmp_path / "run"
-    result = run_cli("translation", "--preset", "tiny", "--workdir", str(workdir))
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_tiny_run_metrics_and_predictions_file(tiny_run):
+    workdir = tiny_run("translation")
     results = json.loads((workdir / "results.json").read_text())
     metrics = results["metrics"]
-    assert results["primary_metric"] == "bleu" and 0.0 <= metrics["bleu"] <= 100.0
-    for key in ("bleu_greedy", "chrf", "chrf_greedy", "token_accuracy_teacher_forced", "loss_teacher_forced"):
-        assert isinstance(metrics[key], float)
-    assert set(metrics["model"]) == {"beam", "greedy"} and "word_by_word" in metrics["baseline"]
+    assert results["primary_metric"] == metrics["primary"] == "bleu" and 0.0 <= metrics["model"]["bleu"] <= 100.0
+    for key in ("bleu_greedy", "chrf", "chrf_greedy", "exact_match", "token_accuracy_teacher_forced",
+                "loss_teacher_forced"):
+        assert isinstance(metrics["model"][key], float), key
+    assert set(metrics["baselines"]) == {"word_by_word"}
+    assert set(metrics["baselines"]["word_by_word"]) >= {"bleu", "chrf", "exact_match"}
+    assert metrics["baselines"]["word_by_word"]["bleu"] > 1.0  # the lexicon alone gets some words right
     assert metrics["sacrebleu"]["bleu_signature"].startswith("nrefs:")
     assert "case:lc" in metrics["sacrebleu"]["bleu_signature"]
+    assert set(metrics["sentences_per_second"]) == {"beam", "greedy"}
+    assert metrics["vocabulary"]["unknown_token_rate_test"]["source"] < 0.05
     assert results["data"]["pairs"] == {"train": 320, "validation": 40, "test": 40}
     assert set(results["export"]["endpoints"]) == {"translate", "translate_greedy"}
+    state = json.loads((workdir / "checkpoints" / "preprocessor" / "preprocessor.json").read_text())["state"]
+    assert state["source_vocabulary"][:4] == ["", "[UNK]", "[START]", "[END]"] and state["lexicon"]
+    samples = (workdir / "samples" / "sources.txt").read_text(encoding="utf-8").splitlines()
+    assert results["export"]["predict_example"][5:] == samples and len(samples) == 3
+
+
+def test_exported_model_predicts_what_the_evaluation_decoded(tiny_run):
+    workdir = tiny_run("translation")
     with open(workdir / "test_predictions.tsv", encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
     assert len(rows) == 40
-
-    # The exported model, given the raw source strings (the same batch as in the evaluation, so the
-    # arithmetic is identical), says what the evaluation decoded.
+    # The same batch as in the evaluation (so the arithmetic is identical), plus awkward inputs.
     sources = [row["source"] for row in rows]
-    predicted = run_cli("translation", "predict", "--model", str(workdir / "export"), *sources)
+    awkward = ["", "   ", "Ünïcödé «quotes» — and\u202fspaces\u2009!", "x" * 5000]
+    predicted = run_cli("translation", "predict", "--model", str(workdir / "export"), *sources, *awkward)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     lines = [json.loads(line) for line in predicted.stdout.strip().splitlines()]
-    assert [line["source"] for line in lines] == sources
-    assert [line["translation"] for line in lines] == [row["beam"] for row in rows]
+    assert [line["source"] for line in lines] == sources + awkward
+    assert [line["translation"] for line in lines[:40]] == [row["beam"] for row in rows]
     assert all(isinstance(line["score"], float) for line in lines)
 
 
@@ -42,6 +53,9 @@ def test_cli_reports_bad_inputs_in_one_line(tmp_path):
     bad.write_text("Go.\tVa !\nbroken line without tab\n", encoding="utf-8")
     result = run_cli("translation", "--preset", "tiny", "--data-dir", str(bad), "--workdir", str(tmp_path / "w"))
     assert result.returncode == 2
-    assert "error:" in result.stderr and "pairs.txt:2" in result.stderr
+    assert "error:" in result.stderr and "pairs.txt:2" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("translation", "predict", "--model", str(tmp_path), "Hello.")
-    assert result.returncode == 2 and "not an exported translation model" in result.stderr
+    assert result.returncode == 2 and "is not an exported model" in result.stderr
+    # evaluate without a fitted preprocessor in the workdir: one line naming the train step.
+    result = run_cli("translation", "--preset", "tiny", "--workdir", str(tmp_path / "empty"), "--steps", "evaluate")
+    assert result.returncode == 2 and "run the 'train' step" in result.stderr and "Traceback" not in result.stderr

@@ -28,7 +28,8 @@ from data.synthetic.scenes import Scene, SceneObject
 
 GENERATOR_VERSION = 1  # bump when the output for a given seed changes
 _COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
-_PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "diamond": "diamonds", "cross": "crosses"}
+_PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "diamond": "diamonds",
+            "cross": "crosses"}
 
 
 def _article(word: str) -> str:
@@ -40,7 +41,8 @@ def _noun(item: SceneObject, with_size: bool = False) -> str:
     return f"{_article(words)} {words}"
 
 
-_REGION_PHRASES = {"centre": "in the centre", "top": "at the top", "bottom": "at the bottom", "left": "on the left", "right": "on the right"}
+_REGION_PHRASES = {"centre": "in the centre", "top": "at the top", "bottom": "at the bottom", "left": "on the left",
+                   "right": "on the right"}
 
 
 def _region_phrase(item: SceneObject) -> str:

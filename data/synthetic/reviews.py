@@ -115,9 +115,13 @@ class ReviewSpec:
 
     def __post_init__(self) -> None:
         if self.train_reviews < 2 or self.test_reviews < 2:
-            raise ValueError(f"train_reviews={self.train_reviews}, test_reviews={self.test_reviews}: need at least 2 each")
+            raise ValueError(
+                f"train_reviews={self.train_reviews}, test_reviews={self.test_reviews}: need at least 2 each"
+            )
         if not 5 <= self.min_words <= self.max_words:
-            raise ValueError(f"min_words={self.min_words}, max_words={self.max_words}: need 5 <= min_words <= max_words")
+            raise ValueError(
+                f"min_words={self.min_words}, max_words={self.max_words}: need 5 <= min_words <= max_words"
+            )
         for name, upper in (("negation_rate", 1.0), ("contrast_rate", 1.0), ("label_noise", 0.5)):
             if not 0 <= getattr(self, name) < upper:
                 raise ValueError(f"{name}={getattr(self, name)} must be in [0, {upper})")
@@ -283,7 +287,8 @@ def write_aclimdb(root: str | Path, spec: ReviewSpec) -> Path:
 
     def write(temporary: Path) -> None:
         rng = random.Random(spec.seed + 7)  # ratings only
-        for split, count, seed in (("train", spec.train_reviews, spec.seed), ("test", spec.test_reviews, spec.seed + 1)):
+        splits = (("train", spec.train_reviews, spec.seed), ("test", spec.test_reviews, spec.seed + 1))
+        for split, count, seed in splits:
             counters = {0: 0, 1: 0}
             for label_name in ("neg", "pos"):
                 (temporary / split / label_name).mkdir(parents=True)

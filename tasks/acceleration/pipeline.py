@@ -132,6 +132,9 @@ class Preprocessor(BasePreprocessor):
             raise KeyError(f"no ridge of order {order} was fitted (have {sorted(self.ridges)}); retrain")
         return self.ridges[order]
 
+    def export_facts(self) -> dict:
+        return {"train_mean": self.mean, "train_std": self.std}
+
     def get_state(self) -> dict:
         return {"mean": self.mean, "std": self.std, "ridge_orders": sorted(self.ridges)}
 

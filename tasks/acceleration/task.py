@@ -32,7 +32,7 @@ from data import DataError
 from data.signal import read_signal
 from data.synthetic import vibration
 from tasks.acceleration import model as model_lib
-from tasks.acceleration import pipeline
+from tasks.acceleration import pipeline, plots
 from tasks.acceleration.config import HORIZON, STEP_SAMPLES, WINDOW_SAMPLES, WINDOW_STEPS, Config
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,8 @@ class AccelerationTask(Task):
                 index, np.round(targets[index, :4], 4), np.round(predictions["lstm"][index, :4], 4),
                 np.round(predictions["persistence"][index, :4], 4),
             )
-        _plot(Path(workdir) / "prediction.png", targets, predictions, rolling, config.recursive_windows)
+        plots.plot_predictions(Path(workdir) / "prediction.png", targets, predictions, rolling,
+                               config.recursive_windows)
         baselines = {name: errors[name] for name in ("persistence", "mean", "ridge_ar", "ridge_ar_window")}
         return metrics_block(self.primary_metric, errors["lstm"], baselines, **extras)
 
@@ -205,46 +206,24 @@ class AccelerationTask(Task):
             if len(signal) < WINDOW_SAMPLES:
                 raise DataError(f"{path}: {len(signal)} samples; predicting needs the last {WINDOW_SAMPLES}")
             windows.append(signal[-WINDOW_SAMPLES:].astype(np.float32))
+        self._input_scales = [float(np.std(w)) for w in windows]  # for predict_results' scale warning
         return [np.stack(windows)]
 
     def predict_results(self, inputs: Sequence[str], outputs) -> list[dict[str, Any]]:
-        return [{"input": item, "next_samples": [float(v) for v in row]}
-                for item, row in zip(inputs, outputs["next_samples"])]
+        results = [{"input": item, "next_samples": [float(v) for v in row]}
+                   for item, row in zip(inputs, outputs["next_samples"])]
+        train_std = self.exported_facts.get("train_std")
+        for result, scale in zip(results, getattr(self, "_input_scales", []) if train_std else ()):
+            ratio = scale / train_std
+            if not 0.2 <= ratio <= 5:  # a model knows only the scale it was trained on
+                result["warning"] = (f"the input's standard deviation is {ratio:.3g}x the training signal's "
+                                     f"({train_std:.3g}): predictions far outside the training scale are unreliable")
+                logger.warning("%s: %s", result["input"], result["warning"])
+        return results
 
     def bench(self, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
         from tasks.acceleration import bench  # noqa: PLC0415  (only the bench needs it)
         return bench.run(self, data_dir, workdir)
-
-
-def _plot(path: Path, targets, predictions, rolling, recursive_windows: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(2, 1, figsize=(12, 7))
-    shown = min(8, len(targets))  # consecutive test windows: their targets tile the signal
-    axis = axes[0]
-    axis.plot(targets[:shown].reshape(-1), color="black", linewidth=1.0, label="true")
-    for name, style in (("lstm", "tab:red"), ("ridge_ar", "tab:blue"), ("persistence", "tab:gray")):
-        axis.plot(predictions[name][:shown].reshape(-1), color=style, linewidth=0.8, label=name)
-    axis.set_title(f"one-step: next {HORIZON} samples predicted from the previous {WINDOW_SAMPLES} (test split)")
-    axis.set_xlabel("test sample")
-    axis.set_ylabel("acceleration (signal units)")
-    axis.legend(loc="upper right")
-    axis = axes[1]
-    if rolling is not None:
-        context = rolling["context"][-5 * HORIZON :]
-        axis.plot(np.arange(-len(context), 0), context, color="gray", linewidth=0.8, label="input (last 500)")
-        axis.plot(rolling["truth"], color="black", linewidth=1.0, label="true")
-        axis.plot(rolling["generated"], color="tab:red", linewidth=0.8, label="LSTM, recursive")
-        axis.set_title(f"recursive: {recursive_windows} windows, each prediction fed back as input")
-        axis.legend(loc="upper right")
-    axis.set_xlabel("samples after the last input sample")
-    figure.tight_layout()
-    with atomic_path(path, suffix=".png") as temporary:
-        figure.savefig(temporary, dpi=100)
-    plt.close(figure)
 
 
 TASK = AccelerationTask

@@ -12,14 +12,16 @@ Calling one LSTM layer twice is exactly the paper's "image at t = -1, words from
 weights, and lets generation reuse the same layer one step at a time (``CaptionGenerator``).
 The padding mask of the words travels to the loss, so padded positions cost nothing.
 
-The image encoder (common/images.py) is separate: its pooled features are cached on disk and fed
-here. For the synthetic default the encoder is ``small_cnn`` pretrained from scratch to predict
-which words the captions of an image contain (``pretrain_encoder``), then frozen.
+The image encoder (common/images.py, held by the fitted ``pipeline.Preprocessor``) is separate: its
+pooled features are cached on disk and fed here. For the synthetic default the encoder is
+``small_cnn`` pretrained from scratch to predict which words the captions of an image contain
+(common.images.pretrain_encoder), then frozen.
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from common import decoding
@@ -44,7 +46,8 @@ def build_model(config, vocabulary_size: int, feature_dim: int) -> keras.Model:
     sequence, _, _ = lstm(word_embedding, initial_state=[image_hidden, image_cell])  # [B, T, H]
     sequence = keras.layers.Dropout(rate=config.dropout, name="output_dropout")(sequence)
     logits = keras.layers.Dense(units=vocabulary_size, dtype="float32", name="word_logits")(sequence)
-    return keras.Model(inputs={"image_features": image_features, "caption_tokens": caption_tokens}, outputs=logits, name="show_and_tell")
+    return keras.Model(inputs={"image_features": image_features, "caption_tokens": caption_tokens}, outputs=logits,
+                       name="show_and_tell")
 
 
 class CaptionGenerator(tf.Module):
@@ -80,7 +83,8 @@ class CaptionGenerator(tf.Module):
         logits = tf.where(self.banned[tf.newaxis, :], tf.constant(decoding.NEGATIVE_INFINITY, tf.float32), logits)
         return tf.nn.log_softmax(logits, axis=-1), (hidden, cell)
 
-    def generate(self, features: tf.Tensor, beam_width: int, length_penalty: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
+    def generate(self, features: tf.Tensor, beam_width: int,
+                 length_penalty: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
         """features [N, D] → (tokens int32 [N, max_words + 1] ending with <end> then 0, score [N])."""
         features = tf.convert_to_tensor(features, tf.float32)
         batch_size = tf.shape(features)[0]
@@ -95,35 +99,31 @@ class CaptionGenerator(tf.Module):
         )
 
 
-def tokens_to_strings(tokens: tf.Tensor, words: tf.Tensor) -> tf.Tensor:
-    """In-graph detokenisation: int32 [N, L] → string [N], words up to the first <end>/padding.
-
-    words: string [V] (the vocabulary); special tokens are dropped.
-    """
-    tokens = tf.convert_to_tensor(tokens, tf.int32)
-    stopped = tf.math.cumsum(
-        tf.cast(tf.equal(tokens, pipeline.END_ID) | tf.equal(tokens, pipeline.PAD_ID), tf.int32), axis=1
-    ) > 0  # True from the first <end>/<pad> on
-    special = tokens < len(pipeline.SPECIAL_TOKENS)
-    pieces = tf.where(stopped | special, tf.constant("", tf.string), tf.gather(words, tokens))
-    joined = tf.strings.reduce_join(pieces, axis=1, separator=" ")
-    return tf.strings.strip(tf.strings.regex_replace(joined, " +", " "))
-
-
-def pretrain_encoder(encoder: keras.Model, images, word_targets, config) -> dict:
-    """Trains ``encoder`` from scratch to predict which vocabulary words an image's captions use.
-
-    images: uint8 [N, S, S, 3]; word_targets: float32 [N, V] (1 where a word occurs in any caption).
-    A multi-label sigmoid head on top of the pooled features is trained and then dropped; the
-    encoder's features then carry colour, shape, count and position cues the decoder needs.
-    """
-    head = keras.layers.Dense(units=word_targets.shape[1], activation="sigmoid", dtype="float32", name="word_presence")
-    inputs = keras.Input(shape=encoder.input_shape[1:], name="images")
-    model = keras.Model(inputs, head(encoder(inputs)), name="encoder_pretraining")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="binary_crossentropy",
-                  metrics=[keras.metrics.AUC(name="auc")])
-    history = model.fit(
-        tf.cast(images, tf.float32), word_targets, batch_size=64, epochs=config.encoder_pretrain_epochs,
-        validation_split=0.1, verbose=config.verbose, shuffle=True,
+def generate(model: keras.Model, features: np.ndarray, max_words: int, beam_width: int,
+             length_penalty: float = 0.0, batch_size: int = 256) -> np.ndarray:
+    """Token ids int32 [N, max_words + 1] generated for features [N, D], batch by batch, in one traced graph."""
+    generator = CaptionGenerator(model, max_words)
+    run = tf.function(
+        lambda f: generator.generate(f, beam_width, length_penalty)[0],
+        input_signature=[tf.TensorSpec([None, features.shape[1]], tf.float32)],
     )
-    return {key: [float(v) for v in values] for key, values in history.history.items()}
+    batches = [run(tf.constant(features[s : s + batch_size])).numpy() for s in range(0, len(features), batch_size)]
+    return np.concatenate(batches, axis=0)
+
+
+def teacher_forced(model: keras.Model, dataset) -> dict[str, float]:
+    """Per-token cross-entropy (nats), perplexity and next-word accuracy over a caption dataset.
+
+    Corpus-level: sums over every non-padding target token of every batch, divided once.
+    """
+    total, correct, count = 0.0, 0, 0
+    for inputs, targets in dataset:
+        logits = tf.cast(model(inputs, training=False), tf.float32)
+        mask = tf.not_equal(targets, pipeline.PAD_ID)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+        total += float(tf.reduce_sum(tf.boolean_mask(losses, mask)))
+        hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), targets)
+        correct += int(tf.reduce_sum(tf.cast(tf.boolean_mask(hits, mask), tf.int32)))
+        count += int(tf.reduce_sum(tf.cast(mask, tf.int32)))
+    return {"cross_entropy_per_token": total / count, "perplexity": float(np.exp(total / count)),
+            "token_accuracy": correct / count}

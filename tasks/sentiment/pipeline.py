@@ -8,6 +8,7 @@ take the cuDNN kernel on a GPU. Reviews longer than ``sequence_length`` tokens k
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -143,10 +144,14 @@ class Preprocessor(preprocessor_lib.Preprocessor):
         """
         return tf.cast(self.vectorizer(texts)[:, : self.sequence_length], tf.int32)
 
+    def baseline_features(self, texts: tf.Tensor) -> tf.Tensor:
+        """[batch] raw review strings → [batch, n-grams] TF-IDF weights: the baseline's input."""
+        return self.ngram_vectorizer(texts)
+
     def baseline_probabilities(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """P(positive) of the TF-IDF logistic regression for each of ``texts``."""
         dataset = tf.data.Dataset.from_tensor_slices(list(texts)).batch(batch_size)
-        dataset = dataset.map(self.ngram_vectorizer, num_parallel_calls=AUTOTUNE)
+        dataset = dataset.map(self.baseline_features, num_parallel_calls=AUTOTUNE)
         return self.baseline.predict(dataset, verbose=0).reshape(-1)  # 0: one pass, no progress to show
 
 
@@ -262,3 +267,30 @@ def stratified_split(reviews: Sequence[Review], fraction: float, seed: int) -> t
     rng.shuffle(rest)
     rng.shuffle(held_out)
     return rest, held_out
+
+
+def split_facts(reviews: Sequence[Review]) -> dict[str, int]:
+    return {"reviews": len(reviews), "positive": int(sum(r.label for r in reviews))}
+
+
+def sample_reviews(reviews: Sequence[Review], count: int) -> list[Review]:
+    """Up to ``count`` reviews, alternating positive and negative, in the split's order."""
+    by_label = [[r for r in reviews if r.label == label] for label in (1, 0)]
+    interleaved = [r for pair in itertools.zip_longest(*by_label) for r in pair if r is not None]
+    return interleaved[:count]
+
+
+def awkward_inputs(review: str) -> list[str]:
+    """Inputs the exported model's fresh-process check calls ``serve`` on: one real review and the awkward cases."""
+    return [
+        review,
+        "",  # empty: no tokens at all
+        "<br /><br /><br />",  # only HTML line breaks: empty after standardisation
+        "Un film très émouvant, magnifique. 素晴らしい映画でした 🎬",  # non-ASCII
+        ("It was good, but the ending was not. " * 2703)[:100_000],  # a 100,000-character review
+    ]
+
+
+def shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 from common.config import BaseConfig, ConfigError, check_split_fractions
-from common.layers import SCORES
 from data.pairs import DIRECTIONS
+
+# The attention scores of common.layers.Attention (a test checks they agree); listed here so that
+# reading the config (run.py translation --help) does not import TensorFlow.
+SCORES = ("dot", "general", "additive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,18 +19,19 @@ class Config(BaseConfig):
     direction: str = "first-to-second"  # which column of the pair file is the source (fra.txt: English → French)
     validation_fraction: float = 0.1  # of the distinct source sentences; all pairs of one source share a split
     test_fraction: float = 0.1  # likewise: no test source sentence is seen in training
-    max_pairs: int = 0  # use at most this many pairs of the file (seeded choice before the split); 0 = all
+    max_pairs: Optional[int] = None  # use at most this many pairs (seeded choice before the split); None = all
     max_source_tokens: int = 24  # longer sources are cut (synthetic: at most 20 words + punctuation)
     max_target_tokens: int = 26  # longer targets are cut for training; also the decoding length limit
-    max_vocabulary: int = 8000  # per side, incl. 4 reserved ids; words beyond become [UNK]
+    max_vocabulary: Optional[int] = 8000  # per side, incl. 4 reserved ids; words beyond: [UNK]; None = no limit
     min_count: int = 1  # words seen fewer times in the training split become [UNK]
     # Synthetic default (used when --data-dir is not given).
     synthetic_pairs: int = 12_000  # sentence pairs the generator writes (enough to learn the lexicon on CPU)
     # Model.
     embedding_dim: int = 64  # per token, both sides
-    units: int = 128  # LSTM units of encoder and decoder (the decoder starts from the encoder's final state)
-    attention: str = "general"  # "none" = Sutskever et al. 2014; "dot"/"general" = Luong 2015; "additive" = Bahdanau-style score
-    bidirectional_encoder: bool = True  # units/2 per direction; memory holds both contexts (Bahdanau et al. 2015)
+    lstm_units: int = 128  # LSTM width of encoder and decoder (the decoder starts from the encoder's final state)
+    # "none" = Sutskever et al. 2014; "dot"/"general" = Luong 2015; "additive" = Bahdanau-style score.
+    attention: str = "general"
+    bidirectional_encoder: bool = True  # lstm_units/2 per direction; memory holds both contexts (Bahdanau et al. 2015)
     reverse_source: bool = False  # feed the source words reversed (Sutskever et al. 2014)
     dropout: float = 0.1  # on embeddings and before the output layer
     # Training.
@@ -39,6 +43,7 @@ class Config(BaseConfig):
     beam_width: int = 4  # beams kept per sentence
     length_penalty: float = 0.6  # score = log_prob / length ** length_penalty (0 = plain log-probability)
     decode_batch_size: int = 256  # sentences per batched decoding call in evaluation
+    logged_examples: int = 5  # test (source, reference, beam, greedy) lines written to the log
     # Benchmark (run.py translation bench).
     bench_sentences: int = 200  # test sentences decoded by both decoders
 
@@ -49,26 +54,30 @@ class Config(BaseConfig):
     }
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # Seconds: a small corpus, small layers, two epochs. For tests.
-        "tiny": {"synthetic_pairs": 400, "embedding_dim": 16, "units": 32, "epochs": 2, "batch_size": 32,
+        "tiny": {"synthetic_pairs": 400, "embedding_dim": 16, "lstm_units": 32, "epochs": 2, "batch_size": 32,
                  "beam_width": 2, "tensorboard": False, "bench_sentences": 10, "max_target_tokens": 24},
         # Sutskever et al. 2014 style: no attention, reversed source, larger layers, plain beam scores.
-        "paper": {"attention": "none", "bidirectional_encoder": False, "reverse_source": True, "units": 512, "embedding_dim": 256,
-                  "length_penalty": 0.0, "beam_width": 12, "epochs": 30, "early_stopping_patience": 5},
+        "paper": {"attention": "none", "bidirectional_encoder": False, "reverse_source": True, "lstm_units": 512,
+                  "embedding_dim": 256, "length_penalty": 0.0, "beam_width": 12, "epochs": 30,
+                  "early_stopping_patience": 5},
     }
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_split_fractions(self.validation_fraction, self.test_fraction)
-        for key in ("max_source_tokens", "max_target_tokens", "embedding_dim", "units", "beam_width",
+        for key in ("max_source_tokens", "max_target_tokens", "embedding_dim", "lstm_units", "beam_width",
                     "synthetic_pairs", "decode_batch_size", "bench_sentences", "min_count"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be at least 1")
-        if self.bidirectional_encoder and self.units % 2:
-            raise ConfigError(f"units={self.units} must be even with bidirectional_encoder (units/2 per direction)")
-        if self.max_pairs < 0:
-            raise ConfigError(f"max_pairs={self.max_pairs} must be 0 (all) or positive")
-        if self.max_vocabulary != 0 and self.max_vocabulary <= 4:
-            raise ConfigError(f"max_vocabulary={self.max_vocabulary} must be 0 (no limit) or more than 4")
+        if self.bidirectional_encoder and self.lstm_units % 2:
+            raise ConfigError(f"lstm_units={self.lstm_units} must be even with bidirectional_encoder "
+                              "(lstm_units/2 per direction)")
+        if self.max_pairs is not None and self.max_pairs < 1:
+            raise ConfigError(f"max_pairs={self.max_pairs} must be None (all) or positive")
+        if self.max_vocabulary is not None and self.max_vocabulary <= 4:
+            raise ConfigError(f"max_vocabulary={self.max_vocabulary} must be None (no limit) or more than 4")
+        if self.logged_examples < 0:
+            raise ConfigError(f"logged_examples={self.logged_examples} must be non-negative")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
         if self.length_penalty < 0:

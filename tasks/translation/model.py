@@ -15,11 +15,14 @@ inside tf.function, so greedy/beam search (common.decoding) run in the graph and
 
 from __future__ import annotations
 
+import collections
+from typing import Sequence
+
 import keras
 import tensorflow as tf
 from keras import ops
 
-from common import text
+from common import decoding, text
 from common.layers import SequenceAttention
 
 
@@ -57,16 +60,16 @@ def build_model(config, source_vocabulary_size: int, target_vocabulary_size: int
     source_vectors = keras.layers.Dropout(rate=config.dropout, name="source_dropout")(source_vectors)
     # cuDNN-eligible LSTMs (tanh/sigmoid, no recurrent dropout, right padding).
     if config.bidirectional_encoder:
-        # Each direction has units/2, so memory and the concatenated final states have `units`.
+        # Each direction has lstm_units/2, so memory and the concatenated final states have lstm_units.
         memory, forward_h, forward_c, backward_h, backward_c = keras.layers.Bidirectional(
-            keras.layers.LSTM(units=config.units // 2, return_sequences=True, return_state=True),
+            keras.layers.LSTM(units=config.lstm_units // 2, return_sequences=True, return_state=True),
             merge_mode="concat", name="encoder_lstm",
         )(source_vectors)
         state_h = keras.layers.Concatenate(name="encoder_state_h")([forward_h, backward_h])
         state_c = keras.layers.Concatenate(name="encoder_state_c")([forward_c, backward_c])
     else:
         memory, state_h, state_c = keras.layers.LSTM(
-            units=config.units, return_sequences=True, return_state=True, name="encoder_lstm"
+            units=config.lstm_units, return_sequences=True, return_state=True, name="encoder_lstm"
         )(source_vectors)
 
     target_vectors = keras.layers.Embedding(
@@ -74,16 +77,16 @@ def build_model(config, source_vocabulary_size: int, target_vocabulary_size: int
     )(decoder_input)
     target_vectors = keras.layers.Dropout(rate=config.dropout, name="target_dropout")(target_vectors)
     decoded, _, _ = keras.layers.LSTM(
-        units=config.units, return_sequences=True, return_state=True, name="decoder_lstm"
+        units=config.lstm_units, return_sequences=True, return_state=True, name="decoder_lstm"
     )(target_vectors, initial_state=[state_h, state_c])
 
     if config.attention != "none":
         source_mask = ops.not_equal(source, text.PAD_ID)  # [B, S]
-        context, _ = SequenceAttention(score=config.attention, units=config.units, name="attention")(
+        context, _ = SequenceAttention(score=config.attention, units=config.lstm_units, name="attention")(
             decoded, memory, source_mask
         )
         decoded = keras.layers.Concatenate(name="attention_concat")([decoded, context])
-        decoded = keras.layers.Dense(units=config.units, activation="tanh", name="attention_combine")(decoded)
+        decoded = keras.layers.Dense(units=config.lstm_units, activation="tanh", name="attention_combine")(decoded)
     decoded = keras.layers.Dropout(rate=config.dropout, name="output_dropout")(decoded)
     logits = keras.layers.Dense(units=target_vocabulary_size, dtype="float32", name="logits")(decoded)
     return keras.Model(inputs={"source": source, "decoder_input": decoder_input}, outputs=logits, name="translator")
@@ -122,6 +125,17 @@ class Translator:
             memory, state_h, state_c = outputs
         return {"h": state_h, "c": state_c, "memory": memory, "memory_mask": tf.cast(mask, memory.dtype)}
 
+    def greedy(self, source_ids: tf.Tensor, max_length: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """int32 [N, S] → (tokens int32 [N, max_length], summed log-probability float32 [N])."""
+        return decoding.greedy_search(self.step, self.encode(source_ids), tf.shape(source_ids)[0], text.START_ID,
+                                      text.END_ID, max_length)
+
+    def beam(self, source_ids: tf.Tensor, max_length: int, beam_width: int,
+             length_penalty: float) -> tuple[tf.Tensor, tf.Tensor]:
+        """int32 [N, S] → (best beam's tokens int32 [N, max_length], its normalised score float32 [N])."""
+        return decoding.beam_search(self.step, self.encode(source_ids), tf.shape(source_ids)[0], text.START_ID,
+                                    text.END_ID, max_length, beam_width=beam_width, length_penalty=length_penalty)
+
     def step(self, tokens: tf.Tensor, state: dict[str, tf.Tensor]):
         """tokens int32 [N] (previous output) → (log_probs float32 [N, V], new state)."""
         # A plain lookup: the layer call would attach a padding mask that the cell cannot use.
@@ -133,7 +147,8 @@ class Translator:
         logits = tf.cast(self.output_layer(output), tf.float32)
         # Padding and the start symbol are never valid outputs.
         vocabulary = tf.shape(logits)[-1]
-        forbidden = tf.logical_or(tf.equal(tf.range(vocabulary), text.PAD_ID), tf.equal(tf.range(vocabulary), text.START_ID))
+        ids = tf.range(vocabulary)
+        forbidden = tf.logical_or(tf.equal(ids, text.PAD_ID), tf.equal(ids, text.START_ID))
         logits = tf.where(forbidden[tf.newaxis, :], tf.constant(-1e9, tf.float32), logits)
         new_state = {**state, "h": state_h, "c": state_c}
         return tf.nn.log_softmax(logits, axis=-1), new_state
@@ -144,13 +159,18 @@ class WordByWordBaseline:
 
     Association = Dice coefficient of sentence co-occurrence on the training pairs,
     2·c(s, t) / (c(s) + c(t)). It knows the lexicon but no word order, agreement or context: the
-    gap to the seq2seq model measures what reading the whole sentence buys.
+    gap to the seq2seq model measures what reading the whole sentence buys. The fitted ``lexicon``
+    (source word → target word) is part of the task's saved preprocessor.
     """
 
-    def __init__(self, source_tokens, target_tokens):
-        import collections
+    def __init__(self, lexicon: dict[str, str]):
+        self.lexicon = dict(lexicon)
 
-        source_counts, target_counts = collections.Counter(), collections.Counter()
+    @classmethod
+    def fit(cls, source_tokens: Sequence[Sequence[str]],
+            target_tokens: Sequence[Sequence[str]]) -> "WordByWordBaseline":
+        source_counts: collections.Counter = collections.Counter()
+        target_counts: collections.Counter = collections.Counter()
         pair_counts: collections.Counter = collections.Counter()
         for source, target in zip(source_tokens, target_tokens):
             source_set, target_set = set(source), set(target)
@@ -163,8 +183,7 @@ class WordByWordBaseline:
             dice = 2.0 * count / (source_counts[source_word] + target_counts[target_word])
             if source_word not in best or dice > best[source_word][0]:
                 best[source_word] = (dice, target_word)
-        self.dictionary = {source_word: target_word for source_word, (_, target_word) in best.items()}
+        return cls({source_word: target_word for source_word, (_, target_word) in best.items()})
 
-    def translate(self, source_tokens) -> list[list[str]]:
-        return [[self.dictionary[w] for w in tokens if w in self.dictionary] for tokens in source_tokens]
-
+    def translate(self, source_tokens: Sequence[Sequence[str]]) -> list[list[str]]:
+        return [[self.lexicon[w] for w in tokens if w in self.lexicon] for tokens in source_tokens]

@@ -1,0 +1,81 @@
+"""``run.py translation bench``: batched in-graph beam search vs one sentence at a time in a Python loop.
+
+Uses WORKDIR's best checkpoint and the preprocessor fitted with it (e.g. after ``run.py
+translation``); a WORKDIR without a checkpoint is trained first (preprocessor fitted and saved
+there too). Both sides decode the same test sentences with the same model and settings, and the
+benchmark reports whether their outputs are identical.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import decoding, text, training
+from common.errors import TaskError
+from common.preprocessor import STATE_FILE, preprocessor_dir
+from tasks.translation.model import Translator
+
+logger = logging.getLogger(__name__)
+
+
+def _model_and_preprocessor(task, data, workdir: Path):
+    """(model, preprocessor, trained_now) from WORKDIR, or trained here when it holds no checkpoint."""
+    best = training.best_checkpoint_path(workdir)
+    folder = preprocessor_dir(workdir)
+    if best.exists():
+        if not (folder / STATE_FILE).is_file():
+            raise TaskError(f"Checkpoint {str(best)!r} has no fitted preprocessor beside it (expected "
+                            f"{str(folder / STATE_FILE)!r}); retrain in this --workdir or use another one")
+        return keras.saving.load_model(best), task.Preprocessor.load(folder), False
+    preprocessor, _ = training.fitted_preprocessor(task, data, workdir)  # fitted and saved beside the checkpoint
+    model = task.build_model(data, preprocessor)
+    task.fit(model, data, preprocessor, workdir)
+    return model, preprocessor, True
+
+
+def run(task, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
+    config = task.config
+    data = task.load_data(data_dir, workdir)
+    model, preprocessor, trained_now = _model_and_preprocessor(task, data, Path(workdir))
+    translator = Translator(model)
+    max_length = config.max_target_tokens + 1
+    sources = data.test_sources[: config.bench_sentences]
+    source_ids = preprocessor.encode(tf.constant(sources)).numpy()
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    def beam(ids):
+        return translator.beam(ids, max_length, config.beam_width, config.length_penalty)[0]
+
+    beam(tf.constant(source_ids[:2]))  # trace once outside the timing
+    start = time.perf_counter()
+    batched = np.concatenate([beam(tf.constant(source_ids[i : i + config.decode_batch_size])).numpy()
+                              for i in range(0, len(source_ids), config.decode_batch_size)])
+    batched_seconds = time.perf_counter() - start
+
+    encode = tf.function(translator.encode, input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    step = tf.function(translator.step)  # one compiled decoder step; the loop itself is Python
+    python_beam = lambda ids: decoding.python_beam_search(  # noqa: E731
+        step, encode(tf.constant(ids)), text.START_ID, text.END_ID, max_length, config.beam_width,
+        config.length_penalty,
+    )
+    python_beam(source_ids[:1])  # trace once outside the timing
+    start = time.perf_counter()
+    looped = np.array([python_beam(source_ids[i : i + 1])[0] for i in range(len(source_ids))], dtype=np.int32)
+    looped_seconds = time.perf_counter() - start
+    figures = {
+        "sentences": float(len(sources)),
+        "batched_in_graph_sentences_per_second": len(sources) / batched_seconds,
+        "python_loop_sentences_per_second": len(sources) / looped_seconds,
+        "speedup": looped_seconds / batched_seconds,
+        "identical_outputs_fraction": float(np.mean(np.all(batched == looped, axis=1))),
+        "beam_width": float(config.beam_width),
+    }
+    logger.info("Translation bench: %s", figures)
+    return {"figures": figures, "model_trained_in_this_run": trained_now, "data": data.info}
