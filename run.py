@@ -79,6 +79,12 @@ def _parse_options(task_class, action: str, argv: list[str]) -> argparse.Namespa
     if action == "predict":
         parser.add_argument("--model", type=Path, required=True, help="folder written by the export step")
         parser.add_argument("inputs", nargs="+", help="raw inputs (files or text, as the task says)")
+        if task_class.text_or_file_inputs:
+            kinds = parser.add_mutually_exclusive_group()
+            kinds.add_argument("--text", dest="input_kind", action="store_const", const="text",
+                               help="every input is text, even one that looks like a path")
+            kinds.add_argument("--file", dest="input_kind", action="store_const", const="file",
+                               help="every input is a file path")
     if action == "score":
         for name in task_class.score_arguments:
             parser.add_argument(f"--{name}", required=True, type=Path)
@@ -319,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             from common import export
 
             task = task_class(task_class.Config())
+            task.input_kind = getattr(options, "input_kind", None)
             for line in export.predict(task, options.model, options.inputs):
                 print(json.dumps(line, allow_nan=False))
             return 0

@@ -56,6 +56,9 @@ class Task:
     # The endpoint `run.py TASK predict` calls, and what its inputs are (for --help).
     predict_endpoint: ClassVar[str] = "serve"
     predict_usage: ClassVar[str] = "INPUT [INPUT ...]"
+    # True when predict's inputs may be either text or files: run.py then offers --text / --file and
+    # sets ``input_kind`` to "text" / "file" (None = decide per input).
+    text_or_file_inputs: ClassVar[bool] = False
     score_arguments: ClassVar[tuple[str, ...]] = ()  # e.g. ("annotations", "predictions")
     # True when load_data can fetch the dataset itself. It does so only when run.py sets
     # ``task.download = True`` (the user passed --download); otherwise nothing is ever downloaded.
@@ -68,7 +71,8 @@ class Task:
             raise TypeError(f"{type(self).__name__} expects a {self.Config.__name__}, got {type(config).__name__}")
         self.config = config
         self.download = False  # set by run.py --download; see can_download
-        self.exported_facts: dict[str, Any] = {}  # the export's Preprocessor.export_facts(), set by predict
+        self.exported_facts: dict[str, Any] = {}
+        self.input_kind: str | None = None  # the export's Preprocessor.export_facts(), set by predict
 
     # --- the steps ------------------------------------------------------------------------------
     def load_data(self, data_dir: Path | None, workdir: Path) -> TaskData:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import pickle
 import tarfile
 import zipfile
@@ -92,11 +93,23 @@ def read_reviews(path: str | Path) -> ReviewCorpus:
 _MAX_PATH_CHARS = 4096  # a longer argument is review text, never a path (and is not looked up on disk)
 
 
-def review_from_argument(argument: str) -> str:
-    """The review an argument of ``run.py sentiment predict`` names: the content of the UTF-8 text file at
-    that path if there is one, else the argument itself (the review's text). Empty text is allowed."""
-    candidate = Path(argument)
-    if len(argument) >= _MAX_PATH_CHARS or not candidate.is_file():
+def review_from_argument(argument: str, kind: str = "auto") -> str:
+    """The review an argument of ``run.py sentiment predict`` names.
+
+    kind "text": the argument is the review. "file": it is the path of a UTF-8 text file holding
+    one review. "auto" (the default): a file if one exists at that path; an argument that looks
+    like a path (one word ending in .txt, or holding a path separator) but names no file is an
+    error rather than a review about a typo; anything else is the review's text (empty allowed).
+    """
+    if kind == "text":
+        return argument
+    candidate = Path(argument) if len(argument) < _MAX_PATH_CHARS else None
+    if candidate is None or not candidate.is_file():
+        looks_like_a_path = (argument.strip() and not any(c.isspace() for c in argument.strip())
+                             and (argument.lower().endswith(".txt") or "/" in argument or os.sep in argument))
+        if kind == "file" or looks_like_a_path:
+            raise DataError(f"{argument!r}: no such file; expected a UTF-8 text file with one review"
+                            + ("" if kind == "file" else " (to classify this text as a review, pass --text)"))
         return argument
     data = candidate.read_bytes()
     try:

@@ -74,3 +74,12 @@ def test_a_changed_config_names_the_changed_fields(tmp_path, caplog):
         resumed = training.prepare_run(tmp_path, BaseConfig.from_preset("default", {"batch_size": 32}))
     assert not resumed and "batch_size: 16 → 32" in caplog.text
     assert math.isfinite(json.loads((tmp_path / "checkpoints" / "run.json").read_text())["config"]["learning_rate"])
+
+
+def test_sentiment_predict_refuses_a_mistyped_path_unless_told_it_is_text(tiny_run):
+    export = tiny_run("sentiment") / "export"
+    typo = run_cli("sentiment", "predict", "--model", str(export), "my_reviw.txt")
+    assert typo.returncode == 2 and "'my_reviw.txt': no such file" in typo.stderr and "--text" in typo.stderr
+    as_text = run_cli("sentiment", "predict", "--model", str(export), "--text", "my_reviw.txt")
+    assert as_text.returncode == 0, as_text.stderr[-2000:]
+    assert json.loads(as_text.stdout.strip().splitlines()[0])["input"] == "my_reviw.txt"

@@ -286,6 +286,16 @@ def test_predict_arguments_and_results(tmp_path):
     latin1.write_bytes("très".encode("latin-1"))
     with pytest.raises(DataError, match="latin1.txt: not valid UTF-8"):
         task.predict_arguments([str(latin1)])
+    # A mistyped path is an error, not a review about "reviw.txt"; --text / --file say which is meant.
+    for typo in ("reviw.txt", str(tmp_path / "missing"), "reviews/great"):
+        with pytest.raises(DataError, match="no such file.*pass --text"):
+            task.predict_arguments([typo])
+    task.input_kind = "text"
+    assert task.predict_arguments(["reviw.txt", str(review)])[0].tolist() == ["reviw.txt", str(review)]
+    task.input_kind = "file"
+    with pytest.raises(DataError, match="'A fine film.': no such file"):
+        task.predict_arguments(["A fine film."])
+    task.input_kind = None
     outputs = {"probability": np.array([0.25, 0.75], np.float32), "label": np.array([b"negative", b"positive"])}
     results = task.predict_results(["short", "y" * 200], outputs)
     assert results[0] == {"input": "short", "probability": 0.25, "label": "negative"}

@@ -62,6 +62,7 @@ class SentimentTask(Task):
     Config = Config
     Preprocessor = pipeline.Preprocessor
     primary_metric = "accuracy"
+    text_or_file_inputs = True  # predict takes --text / --file
     higher_is_better = True
     # While the LSTM learns negation its validation loss can rise for an epoch (confident mistakes)
     # although its accuracy improves: select the checkpoint (and stop early) on the metric reported.
@@ -190,8 +191,9 @@ class SentimentTask(Task):
 
     # --- predict on an exported model -----------------------------------------------------------
     def predict_arguments(self, inputs: Sequence[str]) -> list[np.ndarray]:
-        """Each input is a path to a UTF-8 text file (one review) or, if no such file exists, the review text."""
-        return [np.asarray([aclimdb.review_from_argument(item) for item in inputs], dtype=object)]
+        """Each input is a review's text or a UTF-8 .txt file (--text / --file say which; see review_from_argument)."""
+        kind = self.input_kind or "auto"
+        return [np.asarray([aclimdb.review_from_argument(item, kind) for item in inputs], dtype=object)]
 
     def predict_results(self, inputs: Sequence[str], outputs: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [
