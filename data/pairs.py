@@ -6,6 +6,8 @@ English, French, then the Tatoeba attribution). ``direction`` picks which column
 
 Explicit policies, counted in the returned statistics:
 - a line with fewer than 2 or more than 3 tab-separated fields is an error naming the line;
+- every line must have the column count of the first (2, or 3 with the attribution): in a 3-column
+  file a line that lost one tab would otherwise pair "source target" with the attribution;
 - a blank line is skipped (counted as ``blank_lines``);
 - a pair with an empty side (after stripping spaces) is skipped (``empty_side``);
 - an exact duplicate of an earlier (source, target) pair is dropped (``duplicates``);
@@ -62,6 +64,7 @@ def read_pairs(path: Path, direction: str = "first-to-second") -> PairFile:
     statistics = {"lines": 0, "blank_lines": 0, "empty_side": 0, "duplicates": 0}
     seen: set[tuple[str, str]] = set()
     pairs: list[Pair] = []
+    layout: tuple[int, int] | None = None  # (fields per line, the line that set it)
     try:
         handle = open(file, encoding="utf-8-sig", newline="")
     except OSError as error:
@@ -79,6 +82,14 @@ def read_pairs(path: Path, direction: str = "first-to-second") -> PairFile:
                     raise DataError(
                         f"{file}:{number}: found {len(fields)} tab-separated field(s) in {line[:80]!r}; "
                         "expected 'source<TAB>target' with an optional third attribution field"
+                    )
+                if layout is None:
+                    layout = (len(fields), number)
+                elif len(fields) != layout[0]:
+                    raise DataError(
+                        f"{file}:{number}: found {len(fields)} tab-separated fields in {line[:80]!r}, but the file's "
+                        f"layout (line {layout[1]}) has {layout[0]}; a missing or extra tab would pair the wrong "
+                        "columns: fix the line"
                     )
                 first, second = fields[0].strip(), fields[1].strip()
                 if not first or not second:

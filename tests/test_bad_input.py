@@ -83,3 +83,13 @@ def test_sentiment_predict_refuses_a_mistyped_path_unless_told_it_is_text(tiny_r
     as_text = run_cli("sentiment", "predict", "--model", str(export), "--text", "my_reviw.txt")
     assert as_text.returncode == 0, as_text.stderr[-2000:]
     assert json.loads(as_text.stdout.strip().splitlines()[0])["input"] == "my_reviw.txt"
+
+
+def test_a_pair_line_that_lost_its_tab_in_a_three_column_file_is_named(tmp_path):
+    from data.pairs import read_pairs
+
+    path = tmp_path / "fra.txt"
+    path.write_text("Go.\tVa !\tCC-BY 2.0 (France) #1\nHi.\tSalut !\tCC-BY 2.0 (France) #2\n"
+                    "Run! Cours !\tCC-BY 2.0 (France) #3\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"fra.txt:3: found 2 tab-separated fields .* layout \(line 1\) has 3"):
+        read_pairs(path)

@@ -35,7 +35,7 @@ def write(path: Path, content: str, encoding: str = "utf-8") -> Path:
 def test_reader_handles_two_and_three_columns_blank_lines_empty_sides_and_duplicates(tmp_path):
     file = write(
         tmp_path / "fra.txt",
-        "Go.\tVa !\tCC-BY 2.0 (France) Attribution: tatoeba.org\n"
+        "Go.\tVa !\n"
         "Hi.\tSalut !\n"
         "\n"
         "Hi.\tSalut !\n"  # exact duplicate: dropped
@@ -51,6 +51,9 @@ def test_reader_handles_two_and_three_columns_blank_lines_empty_sides_and_duplic
                                  "unique_sources": 3}
     swapped = pair_reader.read_pairs(tmp_path, direction="second-to-first")  # the folder's one .txt file
     assert swapped.pairs[0] == pair_reader.Pair("Va !", "Go.")
+    (tmp_path / "three").mkdir()
+    three = write(tmp_path / "three" / "fra.txt", "Go.\tVa !\tCC-BY 2.0 (France) #1\n\nHi.\tSalut !\tCC-BY #2\n")
+    assert [(p.source, p.target) for p in pair_reader.read_pairs(three).pairs] == [("Go.", "Va !"), ("Hi.", "Salut !")]
 
 
 @pytest.mark.parametrize(
