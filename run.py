@@ -88,6 +88,8 @@ def _parse_options(task_class, action: str, argv: list[str]) -> argparse.Namespa
     if action == "score":
         for name in task_class.score_arguments:
             parser.add_argument(f"--{name}", required=True, type=Path)
+        for name in task_class.score_flags:
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, action="store_true")
         if not task_class.score_arguments:
             raise UsageError(f"Task {task_class.name!r} has no official results format to score")
     return parser.parse_args(argv)
@@ -331,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if action == "score":
             task = task_class(task_class.Config())
-            scores = task.score({k: getattr(options, k) for k in task_class.score_arguments})
-            print(json.dumps(scores))
+            names = (*task_class.score_arguments, *task_class.score_flags)
+            scores = task.score({k: getattr(options, k) for k in names})
+            print(json.dumps(scores, allow_nan=False))
             return 0
         _run(task_class, options, action)
         return 0

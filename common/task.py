@@ -60,6 +60,8 @@ class Task:
     # sets ``input_kind`` to "text" / "file" (None = decide per input).
     text_or_file_inputs: ClassVar[bool] = False
     score_arguments: ClassVar[tuple[str, ...]] = ()  # e.g. ("annotations", "predictions")
+    # Boolean options of ``score`` (e.g. "allow_missing" → --allow-missing), passed in the same dict.
+    score_flags: ClassVar[tuple[str, ...]] = ()
     # True when load_data can fetch the dataset itself. It does so only when run.py sets
     # ``task.download = True`` (the user passed --download); otherwise nothing is ever downloaded.
     can_download: ClassVar[bool] = False
