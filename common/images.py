@@ -208,7 +208,8 @@ def _small_cnn(image_size: int, feature_dim: int) -> keras.Model:
 
     The grid is flattened rather than globally averaged so that the features keep where things are
     (captions say "left of" / "above"). Even with random weights the features carry colour, shape and
-    position; the captioning task pretrains it on word presence before caching (tasks/captioning/pipeline.py, through pretrain_encoder).
+    position; the captioning task pretrains it on word presence before caching (tasks/captioning/pipeline.py,
+    through pretrain_encoder).
     """
     images = keras.Input(shape=(image_size, image_size, 3), name="images")
     x = ImagePreprocessing(mode="unit", name="preprocess")(images)

@@ -313,11 +313,10 @@ def assign_splits(
     """
     names = sorted(splits)
     if len(names) == 1:
-        (only,) = names
-        rest, test = split_by_image(splits[only], test_fraction, seed)
+        (test_name,) = names
+        rest, test = split_by_image(splits[test_name], test_fraction, seed)
         train, validation = split_by_image(rest, validation_fraction / (1 - test_fraction), seed + 1)
-        test_files = write_test_files(test, only, workdir)
-        logger.info("One split (%s): divided by image into train/validation/test", only)
+        logger.info("One split (%s): divided by image into train/validation/test", test_name)
     else:
         train_names = [n for n in names if n.startswith("train")]
         if not train_names:
@@ -332,10 +331,29 @@ def assign_splits(
             logger.warning("Using %s (train) and %s (test); ignoring %s", train_name, test_name, ignored)
         train, validation = split_by_image(splits[train_name], validation_fraction, seed)
         test = splits[test_name]
-        questions_path, annotations_path = find_split_files(source, test_name)
-        test_files = {"split": test_name, "questions": str(questions_path), "annotations": str(annotations_path)}
     for label, records in (("train", train), ("validation", validation), ("test", test)):
         if not records:
             total = sum(map(len, splits.values()))
             raise DataError(f"{source}: the {label} split is empty; expected more images (have {total} questions)")
+    if len(names) == 1:
+        test_files = write_test_files(test, test_name, workdir)
+    else:
+        questions_path, annotations_path = find_split_files(source, test_name)
+        test_files = {"split": test_name, "questions": str(questions_path), "annotations": str(annotations_path)}
     return train, validation, test, test_files
+
+
+def read_scoring_files(questions_path: Path, annotations_path: Path, predictions_path: Path):
+    """(predictions {question_id: answer}, annotations of ``read_annotations``) for re-scoring a results
+    file; DataError when the questions and annotations files do not describe the same questions."""
+    _, questions = read_questions(questions_path)
+    annotations = read_annotations(annotations_path)
+    if set(questions) != set(annotations):
+        unanswered = sorted(set(questions) - set(annotations))
+        orphans = sorted(set(annotations) - set(questions))
+        raise DataError(
+            f"--questions {questions_path} and --annotations {annotations_path} do not describe the same "
+            f"questions: {len(unanswered)} questions without annotation (e.g. {unanswered[:5]}), "
+            f"{len(orphans)} annotations without question (e.g. {orphans[:5]})"
+        )
+    return read_results(predictions_path), annotations

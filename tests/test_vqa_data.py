@@ -46,9 +46,10 @@ def _write(directory: Path, split="train2014", version=2, images=(1, 2), questio
 def test_reads_the_fixture_joined_with_coco_2017_names(tmp_path):
     # The fixture's images are COCO 2017 files (<id:012d>.jpg): stand-ins are written here, the
     # real photos are used by the real_data test.
-    image_ids = {q["image_id"] for q in json.loads((FIXTURES / "v2_OpenEnded_mscoco_val2017_questions.json").read_text())["questions"]}
-    for image_id in image_ids:
-        scenes.write_jpeg(scenes.draw_scene(scenes.random_scene(np.random.default_rng(0)), 16), tmp_path / f"{image_id:012d}.jpg")
+    payload = json.loads((FIXTURES / "v2_OpenEnded_mscoco_val2017_questions.json").read_text())
+    for image_id in {q["image_id"] for q in payload["questions"]}:
+        image = scenes.draw_scene(scenes.random_scene(np.random.default_rng(0)), 16)
+        scenes.write_jpeg(image, tmp_path / f"{image_id:012d}.jpg")
     splits = reader.read_directory(FIXTURES, image_folder=tmp_path)
     records = splits["val2017"]
     assert len(records) == 24 and len({r.image_id for r in records}) == 8
@@ -106,7 +107,7 @@ def test_missing_image_folder(tmp_path):
 def test_malformed_json_names_file_line_and_column(tmp_path):
     questions_path, _ = _write(tmp_path)
     questions_path.write_text('{"questions": [\n  {"question_id": 1,, }\n]}')
-    with pytest.raises(DataError, match=r"v2_OpenEnded_mscoco_train2014_questions\.json' is not valid JSON: .* at line 2, column"):
+    with pytest.raises(DataError, match=r"train2014_questions\.json' is not valid JSON: .* at line 2, column"):
         reader.read_directory(tmp_path)
 
 
@@ -115,7 +116,8 @@ def test_malformed_json_names_file_line_and_column(tmp_path):
     [
         (lambda p: p.pop("questions"), r"expected a JSON object with a list under 'questions'"),
         (lambda p: p["questions"][0].pop("image_id"), r"questions\[0\]: missing field 'image_id'"),
-        (lambda p: p["questions"][1].update(question_id="7"), r"questions\[1\]: field 'question_id' should be int, found '7'"),
+        (lambda p: p["questions"][1].update(question_id="7"),
+         r"questions\[1\]: field 'question_id' should be int, found '7'"),
         (lambda p: p["questions"][1].update(question_id=1000), r"questions\[1\]: question_id 1000 appears twice"),
         (lambda p: p["questions"][0].update(question=None), r"field 'question' should be str"),
     ],
@@ -133,7 +135,8 @@ def test_bad_question_fields(tmp_path, mutate, message):
     "mutate, message",
     [
         (lambda p: p["annotations"][0].update(answers=[]), r"annotations\[0\]: 'answers' is empty"),
-        (lambda p: p["annotations"][0]["answers"][3].pop("answer"), r"annotations\[0\]\.answers\[3\]: missing field 'answer'"),
+        (lambda p: p["annotations"][0]["answers"][3].pop("answer"),
+         r"annotations\[0\]\.answers\[3\]: missing field 'answer'"),
         (lambda p: p["annotations"][2].pop("answer_type"), r"annotations\[2\]: missing field 'answer_type'"),
         (lambda p: p["annotations"][0].update(image_id=2), r"question 1000 has image_id 2 but 1"),
     ],
@@ -150,7 +153,7 @@ def test_bad_annotation_fields(tmp_path, mutate, message):
 def test_questions_without_any_annotation_file(tmp_path):
     _, annotations_path = _write(tmp_path, "test2015")
     annotations_path.unlink()
-    with pytest.raises(DataError, match=r"have no annotation file beside them; expected .*v2_mscoco_test2015_annotations\.json"):
+    with pytest.raises(DataError, match=r"have no annotation file beside them; expected .*test2015_annotations"):
         reader.read_directory(tmp_path)
 
 
@@ -302,3 +305,61 @@ def test_attribute_targets_of_a_known_scene_and_scene_files(tmp_path):
     found = synthetic.read_scenes(tmp_path, "train2014")
     assert sorted(found) == [1, 2, 3] and all(isinstance(s, scenes.Scene) for s in found.values())
     assert synthetic.read_scenes(tmp_path, "test2015") is None
+    both = synthetic.read_scene_files(tmp_path, ["train2014", "val2014"])
+    assert sorted(both) == [1, 2, 3, 4]
+    assert synthetic.read_scene_files(tmp_path, ["train2014", "test2015"]) is None  # real data: no scene files
+
+
+def _records(count: int, questions_per_image: int = 3) -> list:
+    return [
+        reader.VQARecord(question_id=k, image_id=k // questions_per_image, question="is it?", answers=("yes",) * 10,
+                         answer_type="yes/no", question_type="is it", multiple_choice_answer="yes",
+                         image_path=Path(f"/images/{k // questions_per_image}.jpg"))
+        for k in range(count)
+    ]  # fmt: skip
+
+
+def test_split_by_image_keeps_images_whole():
+    rest, held = reader.split_by_image(_records(60), 0.25, seed=0)
+    assert len(held) == 15 and len(rest) == 45
+    assert not {r.image_id for r in rest} & {r.image_id for r in held}
+    assert reader.split_by_image(_records(60), 0.25, seed=0) == (rest, held)  # seeded
+
+
+def test_assign_splits_one_split_writes_its_test_part_and_two_splits_use_the_val_split(tmp_path):
+    only = {"val2017": _records(60)}
+    train, validation, test, files = reader.assign_splits(only, tmp_path, tmp_path, 0.1, 0.2, seed=1)
+    assert (len(train), len(validation), len(test)) == (42, 6, 12)  # 14 / 2 / 4 images of 3 questions
+    assert len({r.image_id for r in train + validation + test}) == 20
+    assert files["split"] == "val2017 (test part)"
+    _, written = reader.read_questions(Path(files["questions"]))
+    annotations = reader.read_annotations(Path(files["annotations"]))
+    assert sorted(written) == sorted(annotations) == sorted(r.question_id for r in test)
+    assert annotations[test[0].question_id]["answers"] == test[0].answers
+
+    _write(tmp_path / "two", "train2014", images=range(1, 11))
+    _write(tmp_path / "two", "val2014", images=(20, 21))
+    splits = reader.read_directory(tmp_path / "two")
+    train, validation, test, files = reader.assign_splits(splits, tmp_path / "two", tmp_path, 0.1, 0.2, seed=1)
+    assert {r.image_id for r in test} == {20, 21} and len(validation) == 2 and len(train) == 18
+    assert files == {"split": "val2014",
+                     "questions": str(tmp_path / "two" / "v2_OpenEnded_mscoco_val2014_questions.json"),
+                     "annotations": str(tmp_path / "two" / "v2_mscoco_val2014_annotations.json")}  # fmt: skip
+    with pytest.raises(DataError, match=r"found splits \['test2015', 'val2014'\] but none named train\*"):
+        reader.assign_splits({"val2014": test, "test2015": test}, tmp_path, tmp_path, 0.1, 0.2, seed=1)
+    with pytest.raises(DataError, match="the validation split is empty"):
+        reader.assign_splits({"train2014": _records(3), "val2014": test}, tmp_path, tmp_path, 0.1, 0.2, seed=1)
+
+
+def test_read_scoring_files_names_questions_without_annotation(tmp_path):
+    questions, annotations = _write(tmp_path, images=(1, 2))
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([{"question_id": 1000, "answer": "yes"}]))
+    predictions, read = reader.read_scoring_files(questions, annotations, results)
+    assert predictions == {1000: "yes"} and sorted(read) == [1000, 1001, 2000, 2001]
+    payload = json.loads(questions.read_text())
+    payload["questions"] = payload["questions"][1:]
+    questions.write_text(json.dumps(payload))
+    with pytest.raises(DataError, match=r"0 questions without annotation \(e\.g\. \[\]\), "
+                                         r"1 annotations without question \(e\.g\. \[1000\]\)"):  # fmt: skip
+        reader.read_scoring_files(questions, annotations, results)

@@ -110,7 +110,8 @@ def test_corpus_accuracy_per_type():
 
 
 def test_unrounded():
-    annotations = {k: {"answers": ["a b"] * 3 + ["c"] * 7, "answer_type": "other", "question_type": "t"} for k in (1, 2, 3)}
+    annotation = {"answers": ["a b"] * 3 + ["c"] * 7, "answer_type": "other", "question_type": "t"}
+    annotations = {k: annotation for k in (1, 2, 3)}
     result = vqa.vqa_accuracy({1: "c", 2: "c", 3: "zzz"}, annotations)
     assert result["overall"] == pytest.approx(200 / 3)
     assert result["overall"] != round(result["overall"], 2)

@@ -23,15 +23,15 @@ from common import images as common_images
 from tasks.vqa.config import Config
 
 
-def build_strided_cnn(config: Config) -> keras.Model:
-    """A small CNN for training end to end on the synthetic scenes: pixels [B, S, S, 3] in [0, 255] → [B, D].
+def build_strided_cnn(image_size: int, feature_dim: int) -> keras.Model:
+    """A small CNN for the synthetic scenes: pixels [B, S, S, 3] in [0, 255] → [B, feature_dim].
 
     Four 3×3 convolutions (stride 2, 2, 2, 1) with batch normalisation and ReLU, then the S/8 × S/8
-    grid is flattened (positions matter: "left of") and projected to ``encoder_feature_dim``.
+    grid is flattened (positions matter: "left of") and projected to ``feature_dim``.
     Batch normalisation is what lets it learn from scratch within a few epochs; it costs a quarter of
     common.images' small_cnn (no full-resolution convolution).
     """
-    images = keras.Input(shape=(config.image_size, config.image_size, 3), name="images")
+    images = keras.Input(shape=(image_size, image_size, 3), name="images")
     x = keras.layers.Rescaling(scale=1.0 / 255.0, name="unit_pixels")(images)
     for index, (filters, strides) in enumerate(((32, 2), (64, 2), (64, 2), (64, 1))):
         x = keras.layers.Conv2D(filters=filters, kernel_size=3, strides=strides, padding="same", use_bias=False,
@@ -40,25 +40,25 @@ def build_strided_cnn(config: Config) -> keras.Model:
         x = keras.layers.ReLU(name=f"conv{index + 1}_relu")(x)
     x = keras.layers.Flatten(name="grid")(x)  # [B, (S/8)² · 64]
     # Linear features: signed components, so that l2-normalised vectors of different images differ in direction.
-    features = keras.layers.Dense(units=config.encoder_feature_dim, name="features")(x)
+    features = keras.layers.Dense(units=feature_dim, name="features")(x)
     return keras.Model(images, features, name="strided_cnn")
 
 
-def build_image_encoder(config: Config, weights_path: str | None = None) -> keras.Model:
+def build_image_encoder(name: str, image_size: int, feature_dim: int, weights_path: str | None = None) -> keras.Model:
     """The image CNN: pixels in [0, 255] → [B, D]. ``strided_cnn`` is defined here; the others come
     from common.images (small_cnn, keras.applications networks).
 
-    weights_path: a weights file to load (the fitted preprocessor's ``.weights.h5``, or an ImageNet
-    ``*_notop.h5`` for the keras.applications networks); None = random initial weights.
+    name: ``Config.encoder``; feature_dim: output width of strided_cnn / small_cnn (the
+    keras.applications widths are fixed). weights_path: a weights file to load (the fitted
+    preprocessor's ``.weights.h5``, or an ImageNet ``*_notop.h5`` for the keras.applications
+    networks); None = random initial weights.
     """
-    if config.encoder == "strided_cnn":
-        encoder = build_strided_cnn(config)
+    if name == "strided_cnn":
+        encoder = build_strided_cnn(image_size, feature_dim)
         if weights_path is not None:
             encoder.load_weights(weights_path)
         return encoder
-    return common_images.build_encoder(
-        config.encoder, config.image_size, weights_path=weights_path, feature_dim=config.encoder_feature_dim
-    )
+    return common_images.build_encoder(name, image_size, weights_path=weights_path, feature_dim=feature_dim)
 
 
 def build_model(
@@ -76,7 +76,8 @@ def build_model(
         image_features = image
     else:
         image = keras.Input(shape=(config.image_size, config.image_size, 3), dtype="float32", name="image")
-        image_features = build_image_encoder(config)(image)  # [B, D]
+        encoder = build_image_encoder(config.encoder, config.image_size, config.encoder_feature_dim)
+        image_features = encoder(image)  # [B, D]
     question_tokens = keras.Input(shape=(config.max_question_length,), dtype="int32", name="question_tokens")
 
     # --- question: deeper LSTM Q ---------------------------------------------------------------------
@@ -99,14 +100,16 @@ def build_model(
     # Cached CNN features are all positive (ReLU), so the vectors of different images point in nearly
     # the same direction and l2 normalisation would leave little to tell images apart: centre them first.
     if config.image_features == "cached":
-        image_features = keras.layers.BatchNormalization(center=False, scale=False, name="image_centring")(
-            image_features
-        )
-    normalised = keras.layers.UnitNormalization(axis=-1, name="image_l2_norm")(image_features)
+        image_features = keras.layers.BatchNormalization(
+            center=False, scale=False, dtype="float32", name="image_centring"
+        )(image_features)
+    # float32 up to the projection: under mixed_float16 the l2 norm's epsilon (1e-12) underflows to 0,
+    # so a zero vector (a per-replica batch of one, centred) would give 0 · inf = NaN.
+    normalised = keras.layers.UnitNormalization(axis=-1, dtype="float32", name="image_l2_norm")(image_features)
     # Unit l2 norm leaves components of size 1/sqrt(D); rescale to unit RMS so that the glorot-initialised
     # projection starts with tanh inputs of order 1 instead of learning a sqrt(D) gain first.
     width = int(image_features.shape[-1])
-    normalised = keras.layers.Rescaling(scale=float(width) ** 0.5, name="image_unit_rms")(normalised)
+    normalised = keras.layers.Rescaling(scale=float(width) ** 0.5, dtype="float32", name="image_unit_rms")(normalised)
     picture = keras.layers.Dense(units=config.common_dim, activation="tanh", name="image_projection")(normalised)
 
     # --- fusion and classifier -----------------------------------------------------------------------
