@@ -10,6 +10,8 @@ def read_json(path, what: str = "JSON file"):
     from pathlib import Path
 
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{what} {str(path)!r} is a folder; expected a JSON file")
     if not path.is_file():
         raise DataError(f"{what} {str(path)!r} does not exist")
     try:

@@ -1,6 +1,7 @@
 """Bad input never yields a silent wrong result or a traceback: the cases of the suite's shared code."""
 
 import json
+from pathlib import Path
 import math
 
 import numpy as np
@@ -93,3 +94,20 @@ def test_a_pair_line_that_lost_its_tab_in_a_three_column_file_is_named(tmp_path)
                     "Run! Cours !\tCC-BY 2.0 (France) #3\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"fra.txt:3: found 2 tab-separated fields .* layout \(line 1\) has 3"):
         read_pairs(path)
+
+
+def test_vqa_score_refuses_partial_results_unless_allowed_and_names_a_folder(tiny_run, tmp_path):
+    workdir = tiny_run("vqa")
+    results = json.loads((workdir / "results.json").read_text())
+    files = results["data"]["test_files"]  # the test split in VQA format, written by the run
+    predictions = json.loads(Path(results["metrics"]["results_file"]).read_text())
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(predictions[1:]))
+    arguments = ["vqa", "score", "--questions", files["questions"], "--annotations", files["annotations"]]
+    refused = run_cli(*arguments, "--predictions", str(partial))
+    assert refused.returncode == 2 and "have no prediction" in refused.stderr and "--allow-missing" in refused.stderr
+    allowed = run_cli(*arguments, "--predictions", str(partial), "--allow-missing")
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert json.loads(allowed.stdout)["questions_without_prediction"] == 1
+    folder = run_cli(*arguments, "--predictions", str(tmp_path))
+    assert folder.returncode == 2 and "is a folder; expected a JSON file" in folder.stderr

@@ -23,13 +23,10 @@ object attributes (the stand-in for ImageNet); its features are cached on disk a
 
 Evaluation: the official VQA accuracy (common/metrics/vqa.py) overall, per answer type and per question
 type, for the model and two baselines (always "yes"; the question-type prior). Predictions go to
-WORKDIR/vqa_<split>_..._results.json in the official format, which ``score`` re-scores. Measured
-numbers live in the README.
+WORKDIR/vqa_<split>_..._results.json in the official format, which ``score`` re-scores.
 
-Export: endpoint ``answer(jpeg_bytes [B] string, questions [B] string)`` → {"answer": [B] string,
-"score": [B] float32 softmax probability, "problem": [B] string ("" or why an image could not be
-decoded)}; batches of different sizes are an error.
-"""
+Export: ``answer(jpeg_bytes [B], questions [B])`` → {"answer", "score" (softmax probability),
+"problem" ("" or why an image could not be decoded)}; batches of different sizes are an error."""
 
 from __future__ import annotations
 
@@ -71,6 +68,7 @@ class VQATask(Task):
     higher_is_better = True
     predict_endpoint = "answer"
     predict_usage = "IMAGE QUESTION [IMAGE QUESTION ...]"
+    score_flags = ("allow_missing",)  # --allow-missing: score partial results on the questions they answer
     score_arguments = ("questions", "annotations", "predictions")
     extra_packages = ("pillow",)
 
@@ -237,10 +235,16 @@ class VQATask(Task):
         predictions, annotations = vqa_reader.read_scoring_files(
             Path(arguments["questions"]), Path(arguments["annotations"]), predictions_path
         )
+        missing = sorted(set(annotations) - set(predictions))
+        if missing and arguments.get("allow_missing"):
+            # Partial results scored on what they answer, as the official script would if given the subset.
+            annotations = {q: a for q, a in annotations.items() if q in predictions}
+            return {**vqa_metric.vqa_accuracy(predictions, annotations), "questions_without_prediction": len(missing)}
         try:
             return vqa_metric.vqa_accuracy(predictions, annotations)
         except vqa_metric.QuestionIdMismatch as error:
-            raise TaskError(f"--predictions {predictions_path}: {error}") from None
+            hint = " (or pass --allow-missing to score partial results)" if error.missing else ""
+            raise TaskError(f"--predictions {predictions_path}: {error}{hint}") from None
 
 
 TASK = VQATask
