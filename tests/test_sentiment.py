@@ -72,6 +72,21 @@ def test_metric_input_errors():
         classification.accuracy([], [])
 
 
+def test_roc_curve_of_the_plot_encloses_the_roc_auc():
+    from tasks.sentiment import plots
+
+    false_positive_rate, true_positive_rate = plots.roc_curve([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    np.testing.assert_allclose(false_positive_rate, [0, 0, 0.5, 0.5, 1])
+    np.testing.assert_allclose(true_positive_rate, [0, 0.5, 0.5, 1, 1])
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, size=300)
+    scores = np.round(labels * 0.2 + rng.uniform(size=300), 1)  # rounded: many ties between the classes
+    area = np.trapezoid(*plots.roc_curve(labels, scores)[::-1])
+    assert area == pytest.approx(classification.roc_auc(labels, scores), abs=1e-12)
+    with pytest.raises(ValueError, match="both classes"):
+        plots.roc_curve([1, 1], [0.2, 0.3])
+
+
 # --- config --------------------------------------------------------------------------------------------
 
 
@@ -148,14 +163,22 @@ def test_lstm_layers_keep_the_cudnn_eligible_configuration():
     model = model_lib.build_model(Config.from_preset("tiny"), vocabulary_size=50)
     assert model.get_layer("embedding").mask_zero
     for name in ("bilstm_1", "bilstm_2"):
-        wrapper = model.get_layer(name)
-        for lstm in (wrapper.forward_layer, wrapper.backward_layer):
-            assert isinstance(lstm, keras.layers.LSTM)
-            assert lstm.recurrent_dropout == 0 and not lstm.unroll and lstm.use_bias
-            assert lstm.activation is keras.activations.tanh
-            assert lstm.recurrent_activation is keras.activations.sigmoid
-            assert _do_lstm_arguments_support_cudnn(lstm.activation, lstm.recurrent_activation, lstm.unroll,
-                                                    lstm.use_bias)
+        assert isinstance(model.get_layer(name), keras.layers.Bidirectional)
+    # Every recurrent layer of the model, wrapped or not, so that a new one cannot escape the check.
+    recurrent = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            recurrent += [layer.forward_layer, layer.backward_layer]
+        elif isinstance(layer, keras.layers.RNN):
+            recurrent.append(layer)
+    assert len(recurrent) == 4
+    for lstm in recurrent:
+        assert isinstance(lstm, keras.layers.LSTM), f"{lstm.name} is a {type(lstm).__name__}, not an LSTM"
+        assert lstm.recurrent_dropout == 0 and not lstm.unroll and lstm.use_bias
+        assert lstm.activation is keras.activations.tanh
+        assert lstm.recurrent_activation is keras.activations.sigmoid
+        assert _do_lstm_arguments_support_cudnn(lstm.activation, lstm.recurrent_activation, lstm.unroll,
+                                                lstm.use_bias)
     assert model.get_layer("probability").dtype_policy.name == "float32"
 
 
@@ -257,6 +280,64 @@ def test_datasets_carry_the_encoded_training_and_validation_splits(tiny_fitted):
     assert sum(int(labels.shape[0]) for _, labels in train) == len(data.train)
 
 
+# Reviews with no word left after standardisation, and reviews of only unknown words (DESIGN rule 15: none may
+# reach the masked LSTM as an all-padding row, which cuDNN rejects on a GPU).
+_NO_WORDS = ["", "   \n\t", "?!... --- ;-) !!!", "<br /><br /><br />", "<br/><BR>"]
+_UNKNOWN_WORDS = ["zzqxv qqxzw", "🎬🎬 🍿"]
+
+
+def _awkward_reviews(data) -> list:
+    from data.aclimdb import Review
+
+    texts = _NO_WORDS + _UNKNOWN_WORDS
+    return [Review(text=t, label=i % 2, source=f"awkward_{i}") for i, t in enumerate(texts)]
+
+
+def test_encode_gives_every_review_at_least_one_token(tiny_fitted):
+    _, data, preprocessor = tiny_fitted
+    assert preprocessor.vectorizer(tf.constant(_NO_WORDS)).row_lengths().numpy().max() == 0  # what encode repairs
+    ids = preprocessor.encode(tf.constant(_NO_WORDS + _UNKNOWN_WORDS)).to_list()
+    assert ids[: len(_NO_WORDS)] == [[pipeline.OOV_ID]] * len(_NO_WORDS)
+    assert ids[len(_NO_WORDS):] == [[pipeline.OOV_ID] * 2, [pipeline.OOV_ID] * 2]  # two words each
+    # Real reviews are untouched: their ids are the vectorizer's, cut at sequence_length.
+    texts = tf.constant([r.text for r in data.test])
+    assert preprocessor.encode(texts).to_list() == (
+        preprocessor.vectorizer(texts)[:, : preprocessor.sequence_length].to_list())
+    assert preprocessor.encode(tf.constant([], tf.string)).nrows() == 0
+
+
+@pytest.mark.parametrize("bucket_width", [50, 0])
+def test_no_all_padding_row_reaches_the_lstm_through_tf_data(tiny_fitted, bucket_width):
+    _, data, preprocessor = tiny_fitted
+    task = SentimentTask(Config.from_preset("tiny", [f"length_bucket_width={bucket_width}"]))
+    awkward = _awkward_reviews(data)
+    mixed = SentimentData(train=awkward + data.train[:20], validation=awkward, test=awkward, evaluated_on="test")
+    train, validation = task.datasets(mixed, preprocessor)
+    texts = [r.text for r in awkward]
+    prediction, _ = pipeline.prediction_dataset(pipeline.encode_all(preprocessor, texts), 4,
+                                                preprocessor.sequence_length)
+    rows = 0
+    for ids in [ids for ids, _ in train] + [ids for ids, _ in validation] + list(prediction):
+        ids = ids.numpy()
+        assert ids.shape[1] >= 1 and (ids != pipeline.PADDING_ID).any(axis=1).all(), ids
+        rows += ids.shape[0]
+    assert rows == len(mixed.train) + 2 * len(awkward)
+
+
+def test_no_all_padding_row_reaches_the_lstm_through_the_serving_function(tiny_fitted):
+    task, _, preprocessor = tiny_fitted
+
+    def largest_id(ids, training=False):
+        # Stands in for the model: its "probability" is the largest id of each row, 0 only for all padding.
+        return tf.cast(tf.reduce_max(ids, axis=1, keepdims=True), tf.float32)
+
+    serve, signature = task.endpoints(largest_id, preprocessor)["serve"]
+    served = tf.function(serve, input_signature=signature)  # traced as the export traces it
+    texts = _NO_WORDS + _UNKNOWN_WORDS + pipeline.awkward_inputs("Not good at all.")
+    assert (served(tf.constant(texts))["probability"].numpy() >= pipeline.OOV_ID).all()
+    assert served(tf.constant(_NO_WORDS))["probability"].numpy().tolist() == [pipeline.OOV_ID] * len(_NO_WORDS)
+
+
 def test_export_examples_cover_the_awkward_inputs(tiny_fitted):
     task, data, _ = tiny_fitted
     (examples,) = task.export_examples(data)["serve"]
@@ -264,6 +345,37 @@ def test_export_examples_cover_the_awkward_inputs(tiny_fitted):
     assert any(re.fullmatch(r"(<br />)+", e) for e in examples)
     assert any(not e.isascii() for e in examples)
     assert any(len(e) == 100_000 for e in examples)
+
+
+def test_predictions_in_chunks_equal_one_pass_and_show_progress(tiny_fitted, caplog):
+    import logging
+
+    task, data, preprocessor = tiny_fitted
+    keras.utils.set_random_seed(0)
+    model = model_lib.build_model(task.config, vocabulary_size=preprocessor.vocabulary_size)
+    texts = [r.text for r in data.test[:40]] + _NO_WORDS
+    with caplog.at_level(logging.INFO, logger="progress"):
+        chunked = pipeline.model_probabilities(model, preprocessor, texts, batch_size=2)  # chunks of 32 reviews
+        baseline = preprocessor.baseline_probabilities(texts, batch_size=2)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "bidirectional LSTM on the reviews: 2 chunks of 32 reviews ..." in messages
+    assert "TF-IDF baseline on the reviews: 2 chunks of 32 reviews ..." in messages
+    dataset, order = pipeline.prediction_dataset(pipeline.encode_all(preprocessor, texts), 2,
+                                                 preprocessor.sequence_length)
+    one_pass = np.empty(len(texts), np.float32)
+    one_pass[order] = model.predict(dataset, verbose=0).reshape(-1)
+    np.testing.assert_array_equal(chunked, one_pass)
+    features = tf.data.Dataset.from_tensor_slices(texts).batch(2).map(preprocessor.baseline_features)
+    np.testing.assert_array_equal(baseline, preprocessor.baseline.predict(features, verbose=0).reshape(-1))
+
+
+def test_baseline_fit_shows_its_epochs(capsys):
+    config = Config.from_preset("tiny", ["verbose=2", "baseline_epochs=1"])
+    texts = ["good film", "bad film", "great acting", "awful plot"] * 3
+    labels = np.array([1, 0, 1, 0] * 3, np.float32)
+    vectorizer = pipeline.adapt(pipeline.ngram_vectorizer(100, 2), texts)
+    model_lib.fit_baseline(config, vectorizer, (texts, labels), (texts[:4], labels[:4]))
+    assert "val_loss" in capsys.readouterr().out  # one line per epoch (verbose=2)
 
 
 def test_write_samples_writes_test_reviews_of_both_labels(tiny_fitted, tmp_path):
@@ -325,6 +437,9 @@ def test_tiny_run_results(tiny_run):
         assert (folder / name).is_file(), name
     predictions = (workdir / "test_predictions.tsv").read_text().splitlines()
     assert len(predictions) == 81 and predictions[0].startswith("source\tlabel")
+    for picture in ("roc.png", "confusion.png"):  # evaluate draws model and baseline on the evaluated split
+        content = (workdir / picture).read_bytes()
+        assert content[:8] == b"\x89PNG\r\n\x1a\n" and 10_000 < len(content) < 2_000_000, picture
 
 
 def test_export_serves_raw_strings_like_the_evaluated_model(tiny_run):
@@ -344,6 +459,18 @@ def test_export_serves_raw_strings_like_the_evaluated_model(tiny_run):
         "positive" if p >= 0.5 else "negative" for p in expected]
     # Invalid UTF-8 from a caller still gets an answer.
     assert loaded.serve(tf.constant([b"\xff\xfe good", b"fine"]))["probability"].shape == (2,)
+
+
+def test_exported_serve_gives_reviews_without_words_the_out_of_vocabulary_token(tiny_run):
+    workdir = tiny_run("sentiment")
+    model = training.load_best(workdir)
+    # What the model says about a review of one unknown word: ids [[OOV_ID]], nothing masked.
+    one_unknown_word = float(model.predict(np.array([[pipeline.OOV_ID]], np.int32), verbose=0)[0, 0])
+    all_padding = float(model.predict(np.array([[pipeline.PADDING_ID]], np.int32), verbose=0)[0, 0])
+    assert abs(one_unknown_word - all_padding) > 1e-6  # so the check below tells the two apart
+    loaded = tf.saved_model.load(str(workdir / "export"))
+    served = loaded.serve(tf.constant(_NO_WORDS + ["zzqxv"]))["probability"].numpy()
+    np.testing.assert_allclose(served, one_unknown_word, atol=1e-5)
 
 
 def test_predict_on_awkward_inputs(tiny_run, tmp_path):

@@ -2,8 +2,9 @@
 
 ``Preprocessor.encode`` (raw strings → word ids, TensorFlow ops) is the one path from text to model
 input: the training and evaluation datasets are built from its output and the exported ``serve``
-graph calls it. Token ids are right-padded with 0 (the Embedding's mask value), so a masked LSTM may
-take the cuDNN kernel on a GPU. Reviews longer than ``sequence_length`` tokens keep their first tokens.
+graph calls it. Token ids are right-padded with 0 (the Embedding's mask value) and every review keeps at
+least one id, so a masked LSTM may take the cuDNN kernel on a GPU (it needs right padding and no fully
+masked row). Reviews longer than ``sequence_length`` tokens keep their first tokens.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import preprocessor as preprocessor_lib
+from common import progress
 from common.errors import TaskError
 from common.pipelines import AUTOTUNE
 from data.aclimdb import Review
@@ -29,11 +31,13 @@ from tasks.sentiment import model as model_lib
 _PUNCTUATION = f"[{re.escape(string.punctuation)}]"
 _VECTORIZE_CHUNK = 2048  # reviews per call of a vectorizer while adapting it or encoding a split
 _LENGTH_SAMPLE = 2000  # training reviews whose full token counts are reported (the cut at sequence_length)
+_PREDICTION_CHUNK_BATCHES = 16  # batches per model.predict call while scoring a split (one progress step)
 # Files of the saved preprocessor (beside preprocessor.json in WORKDIR/checkpoints/preprocessor/).
 VOCABULARY_FILE = "vocabulary.json"  # word ids of the LSTM's input: "" (padding), "[UNK]", then words
 NGRAM_VOCABULARY_FILE = "ngram_vocabulary.json"  # the baseline's n-grams: "[UNK]", then n-grams
 NGRAM_IDF_FILE = "ngram_idf.npy"  # float32 [n-grams] inverse document frequencies, same order
 BASELINE_FILE = "baseline.keras"  # the fitted logistic regression
+PADDING_ID, OOV_ID = 0, 1  # TextVectorization's reserved ids: "" (masked by the Embedding) and "[UNK]"
 
 
 def standardize(texts: tf.Tensor) -> tf.Tensor:
@@ -92,10 +96,12 @@ class Preprocessor(preprocessor_lib.Preprocessor):
     def fit(cls, task, data, workdir: Path) -> "Preprocessor":
         config = task.config
         texts = [r.text for r in data.train]
-        vectorizer = adapt(word_vectorizer(config.max_tokens), texts)
+        with progress.stage(f"word vocabulary of {len(texts):,} training reviews"):
+            vectorizer = adapt(word_vectorizer(config.max_tokens), texts)
         # Lengths before the cut at sequence_length, to report how much text the model does not see.
         lengths = vectorizer(tf.constant(texts[:_LENGTH_SAMPLE])).row_lengths().numpy()
-        ngrams = adapt(ngram_vectorizer(config.baseline_max_tokens, config.baseline_ngrams), texts)
+        with progress.stage(f"TF-IDF 1..{config.baseline_ngrams}-gram vocabulary of the training reviews"):
+            ngrams = adapt(ngram_vectorizer(config.baseline_max_tokens, config.baseline_ngrams), texts)
         baseline, baseline_summary = model_lib.fit_baseline(
             config, ngrams, (texts, labels_of(data.train)),
             ([r.text for r in data.validation], labels_of(data.validation)),
@@ -138,11 +144,18 @@ class Preprocessor(preprocessor_lib.Preprocessor):
         return [self.vectorizer]  # the serving graph's only fitted layer (the baseline is not exported)
 
     def encode(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        """[batch] raw review strings → [batch, (≤ sequence_length)] int32 word ids, unpadded.
+        """[batch] raw review strings → [batch, (1..sequence_length)] int32 word ids, unpadded.
 
         The training/evaluation datasets (``encode_all``) and the exported ``serve`` graph both call it.
+        A review with no words left after standardisation (empty, only punctuation or ``<br />``) becomes
+        the single out-of-vocabulary id: an all-padding row would be fully masked, which the cuDNN LSTM
+        kernel rejects on a GPU (DESIGN rule 15). Real reviews never lose their last word, so they are unchanged.
         """
-        return tf.cast(self.vectorizer(texts)[:, : self.sequence_length], tf.int32)
+        ids = self.vectorizer(texts)[:, : self.sequence_length]
+        empty = tf.cast(tf.equal(ids.row_lengths(), 0), tf.int64)  # [batch] 1 where no word is left
+        filler = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(empty)], tf.constant(OOV_ID, tf.int64)),
+                                                  row_lengths=empty)
+        return tf.cast(tf.concat([ids, filler], axis=1), tf.int32)
 
     def baseline_features(self, texts: tf.Tensor) -> tf.Tensor:
         """[batch] raw review strings → [batch, n-grams] TF-IDF weights: the baseline's input."""
@@ -150,9 +163,13 @@ class Preprocessor(preprocessor_lib.Preprocessor):
 
     def baseline_probabilities(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """P(positive) of the TF-IDF logistic regression for each of ``texts``."""
-        dataset = tf.data.Dataset.from_tensor_slices(list(texts)).batch(batch_size)
-        dataset = dataset.map(self.baseline_features, num_parallel_calls=AUTOTUNE)
-        return self.baseline.predict(dataset, verbose=0).reshape(-1)  # 0: one pass, no progress to show
+        texts = list(texts)
+
+        def batches(start: int, stop: int) -> tf.data.Dataset:
+            dataset = tf.data.Dataset.from_tensor_slices(texts[start:stop]).batch(batch_size)
+            return dataset.map(self.baseline_features, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+        return predict_in_chunks(self.baseline, batches, len(texts), batch_size, "TF-IDF baseline on the reviews")
 
 
 def _read_vocabulary(path: Path) -> list[str]:
@@ -163,9 +180,11 @@ def _read_vocabulary(path: Path) -> list[str]:
 
 
 def encode_all(preprocessor: Preprocessor, texts: Sequence[str]) -> tf.RaggedTensor:
-    """All ``texts`` → ragged int32 ids [reviews, (≤ sequence_length)], through ``preprocessor.encode``."""
+    """All ``texts`` → ragged int32 ids [reviews, (1..sequence_length)], through ``preprocessor.encode``."""
+    starts = range(0, len(texts), _VECTORIZE_CHUNK)
     chunks = [preprocessor.encode(tf.constant(list(texts[start : start + _VECTORIZE_CHUNK]), tf.string))
-              for start in range(0, len(texts), _VECTORIZE_CHUNK)]
+              for start in progress.track(starts, len(starts), f"encoding {len(texts):,} reviews",
+                                          unit=f"chunks of {_VECTORIZE_CHUNK}")]
     if not chunks:
         return tf.ragged.constant([], dtype=tf.int32, ragged_rank=1)
     return tf.concat(chunks, axis=0)
@@ -174,8 +193,8 @@ def encode_all(preprocessor: Preprocessor, texts: Sequence[str]) -> tf.RaggedTen
 def to_padded_ids(ragged_ids: tf.RaggedTensor, sequence_length: int) -> tf.Tensor:
     """[batch, (tokens)] ragged → [batch, width] int, right-padded with 0, cut at ``sequence_length``.
 
-    width is the longest row after the cut, but at least 1 so that a batch of empty reviews still
-    has a time axis (an all-padding row is fully masked and yields the model's prior).
+    width is the longest row after the cut, but at least 1 so that a batch of zero reviews (an empty
+    request to ``serve``) still has a time axis. Rows from ``Preprocessor.encode`` are never empty.
     """
     ragged_ids = ragged_ids[:, :sequence_length]
     width = tf.maximum(tf.cast(tf.reduce_max(ragged_ids.row_lengths()), tf.int32), 1)
@@ -227,8 +246,20 @@ def _plain(review, label):
 
 
 def _at_least_one_step(padded: tf.Tensor) -> tf.Tensor:
+    # A time axis even for a batch whose rows are all empty (only ids not from ``encode`` can be).
     width = tf.shape(padded)[1]
     return tf.cond(width > 0, lambda: padded, lambda: tf.zeros([tf.shape(padded)[0], 1], padded.dtype))
+
+
+def _padded_batches(ids: tf.RaggedTensor, batch_size: int, sequence_length: int) -> tf.data.Dataset:
+    dataset = tf.data.Dataset.from_tensor_slices(ids).ragged_batch(batch_size)
+    dataset = dataset.map(lambda batch: to_padded_ids(batch, sequence_length), num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE)
+
+
+def length_order(ids: tf.RaggedTensor) -> np.ndarray:
+    """Indices that sort reviews by token count (stable): batches of similar lengths need little padding."""
+    return np.argsort(ids.row_lengths().numpy(), kind="stable")
 
 
 def prediction_dataset(
@@ -238,17 +269,33 @@ def prediction_dataset(
 
     ``probabilities[order] = model.predict(dataset)`` puts the outputs back in the reviews' order.
     """
-    lengths = ids.row_lengths().numpy()
-    order = np.argsort(lengths, kind="stable")
-    dataset = tf.data.Dataset.from_tensor_slices(tf.gather(ids, order)).ragged_batch(batch_size)
-    dataset = dataset.map(lambda batch: to_padded_ids(batch, sequence_length), num_parallel_calls=AUTOTUNE)
-    return dataset.prefetch(AUTOTUNE), order
+    order = length_order(ids)
+    return _padded_batches(tf.gather(ids, order), batch_size, sequence_length), order
+
+
+def predict_in_chunks(model, batches, count: int, batch_size: int, stage: str) -> np.ndarray:
+    """[count] outputs of ``model.predict`` over ``batches(start, stop)`` (a dataset of items start..stop),
+    one chunk of whole batches at a time so that common.progress can show how far a long test split is.
+
+    Chunks hold whole batches, so every batch (and so every number) is the one a single pass would see.
+    """
+    step = _PREDICTION_CHUNK_BATCHES * batch_size
+    starts = range(0, count, step)
+    # verbose=0: progress.track reports the chunks (a Keras bar per chunk would be noise).
+    outputs = [model.predict(batches(start, min(start + step, count)), verbose=0).reshape(-1)
+               for start in progress.track(starts, len(starts), stage, unit=f"chunks of {step} reviews")]
+    return np.concatenate(outputs) if outputs else np.zeros([0], np.float32)
 
 
 def model_probabilities(model, preprocessor: Preprocessor, texts: Sequence[str], batch_size: int) -> np.ndarray:
     """P(positive) of the LSTM for each of ``texts``, through ``encode`` and the evaluation batches."""
-    dataset, order = prediction_dataset(encode_all(preprocessor, texts), batch_size, preprocessor.sequence_length)
-    sorted_probabilities = model.predict(dataset, verbose=0).reshape(-1)  # 0: one pass, no progress to show
+    ids = encode_all(preprocessor, texts)
+    order = length_order(ids)
+    ids = tf.gather(ids, order)
+    sorted_probabilities = predict_in_chunks(
+        model, lambda start, stop: _padded_batches(ids[start:stop], batch_size, preprocessor.sequence_length),
+        len(texts), batch_size, "bidirectional LSTM on the reviews",
+    )
     probabilities = np.empty_like(sorted_probabilities)
     probabilities[order] = sorted_probabilities
     return probabilities

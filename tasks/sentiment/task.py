@@ -13,9 +13,10 @@ BiLSTM(64) → Dense(1, sigmoid); the checkpoint follows validation accuracy. Ba
 fitted in the train step beside the vocabulary (``pipeline.Preprocessor``): TF-IDF of unigrams and
 bigrams → logistic regression (one sigmoid unit). Metrics on the test split (or, when the data has no
 test split, on the validation split carved from train, and ``evaluated_on`` says so): accuracy
-(primary) and ROC AUC for both, confusion counts as an extra. The exported ``serve`` endpoint takes a
-batch of raw strings and returns ``probability`` (float32, positive class) and ``label``
-("positive"/"negative"); ``predict`` takes review texts or paths of UTF-8 .txt files.
+(primary) and ROC AUC for both, confusion counts as an extra; WORKDIR/roc.png and WORKDIR/confusion.png
+draw them. The exported ``serve`` endpoint takes a batch of raw strings and returns ``probability``
+(float32, positive class) and ``label`` ("positive"/"negative"); ``predict`` takes review texts or paths
+of UTF-8 .txt files. Every review reaches the LSTM with at least one token (see ``Preprocessor.encode``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from data import aclimdb
 from data.synthetic import reviews as synthetic_reviews
 from tasks.sentiment import model as model_lib
 from tasks.sentiment import pipeline
+from tasks.sentiment import plots
 from tasks.sentiment.config import Config
 
 logger = logging.getLogger(__name__)
@@ -157,6 +159,11 @@ class SentimentTask(Task):
         lines = ["source\tlabel\tmodel_probability\tbaseline_probability"]
         lines += [f"{r.source}\t{r.label}\t{p:.6f}\t{b:.6f}" for r, p, b in zip(reviews, model_p, baseline_p)]
         atomic_write_text(Path(workdir) / "test_predictions.tsv", "\n".join(lines) + "\n")
+        split = "test" if data.evaluated_on == "test" else "validation"
+        plots.plot_roc(Path(workdir) / "roc.png", labels, probabilities,
+                       {name: score["roc_auc"] for name, score in scores.items()}, split)
+        plots.plot_confusion(Path(workdir) / "confusion.png", {name: r["confusion"] for name, r in reports.items()},
+                             LABEL_NAMES, split)
         return metrics_record(
             primary=self.primary_metric, model=scores["model"], baselines={BASELINE: scores[BASELINE]},
             confusion={name: r["confusion"] for name, r in reports.items()},
