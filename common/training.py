@@ -313,7 +313,7 @@ def fit(
     checkpoint = next(c for c in callbacks if isinstance(c, AtomicBestCheckpoint))
     initial = None
     if initial_candidate and not resumed:
-        scores = model.evaluate(validation, return_dict=True, verbose=0)
+        scores = model.evaluate(validation, return_dict=True, verbose=0)  # one pass, logged below
         key = monitor[len("val_"):] if monitor.startswith("val_") else monitor
         if key not in scores:
             raise KeyError(f"initial_candidate monitors {monitor!r}, but evaluate() returned only {sorted(scores)}")

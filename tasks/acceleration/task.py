@@ -110,7 +110,7 @@ class AccelerationTask(Task):
         inputs, targets = pipeline.windows(data.splits.test)
         target_variance = float(np.var(targets))
         predictions = {
-            "lstm": model.predict(pipeline.encode(inputs), batch_size=256, verbose=0),
+            "lstm": model.predict(pipeline.encode(inputs), batch_size=256, verbose=0),  # one quick pass: no bar
             "persistence": model_lib.persistence(inputs),
             "mean": model_lib.constant_mean(inputs, preprocessor.mean),
             "ridge_ar": preprocessor.ridge(config.ridge_order).predict(inputs),
