@@ -195,7 +195,8 @@ def default_callbacks(config: BaseConfig, workdir: Path, monitor: str = "val_los
 
 # Fields that may change between an interrupted run and its resumption (they do not change what
 # the saved weights and optimizer state mean).
-_RESUMABLE_CHANGES = frozenset({"epochs", "verbose", "tensorboard", "early_stopping_patience", "reduce_lr_patience"})
+_RESUMABLE_CHANGES = frozenset({"epochs", "verbose", "tensorboard", "early_stopping_patience", "reduce_lr_patience",
+                                "logged_examples"})
 
 
 def _fingerprint(config: BaseConfig) -> str:

@@ -27,7 +27,14 @@ class CaptionedImage:
     captions: tuple[str, ...]  # raw reference captions, as written in the file
 
 
+def _not_a_folder(path: Path, what: str, expected: str) -> None:
+    # read_json would say "does not exist" of a folder, which sends a user looking for a typo.
+    if path.is_dir():
+        raise DataError(f"{what} {str(path)!r} is a folder; expected {expected}")
+
+
 def _load_json(path: Path, what: str) -> dict:
+    _not_a_folder(path, what, "a COCO captions JSON file")
     payload = read_json(path, what)
     if not isinstance(payload, dict):
         raise DataError(f"{what} {str(path)!r}: expected a JSON object at the top level, "
@@ -137,6 +144,7 @@ def coco_captions_payload(records: list[CaptionedImage], description: str, image
 def read_results_file(path: str | os.PathLike) -> dict[int, str]:
     """Reads a COCO caption results file ``[{"image_id": int, "caption": str}, ...]`` → {image_id: caption}."""
     path = Path(path)
+    _not_a_folder(path, "Predictions file", 'a COCO results JSON file ([{"image_id": int, "caption": str}, ...])')
     payload = read_json(path, "Predictions file")
     if not isinstance(payload, list):
         raise DataError(
@@ -166,7 +174,8 @@ def read_scoring_files(
     """(references, results) of a COCO captions file and a results file scored against it.
 
     Every predicted image id must be in the annotations (a DataError names the strays); images of the
-    annotations without a prediction are allowed (only the predicted ids are scored, as coco-caption does).
+    annotations without a prediction are returned as they are (only the predicted ids are scored, as
+    coco-caption does; the ``score`` action refuses that unless --allow-missing).
     """
     references = read_caption_annotations(annotations)
     results = read_results_file(predictions)

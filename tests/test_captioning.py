@@ -8,6 +8,7 @@ to start, once per process, shared by every test here through common.metrics.cap
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -326,6 +327,86 @@ def test_tokens_to_strings_known_answer():
     assert pipeline.tokens_to_strings(tokens, words).numpy().tolist() == expected
 
 
+def test_decoder_lstm_keeps_cudnn_eligible_settings():
+    # Keras runs the LSTM on cuDNN only with these settings; any other silently falls back to a loop many
+    # times slower on a GPU (keras/src/backend/tensorflow/rnn.py cudnn_ok, keras/src/layers/rnn/lstm.py).
+    for preset in ("tiny", "default", "paper"):
+        model = captioning_model.build_model(Config.from_preset(preset), vocabulary_size=9, feature_dim=6)
+        lstm = model.get_layer("decoder_lstm")
+        assert lstm.cell.activation is keras.activations.tanh, preset
+        assert lstm.cell.recurrent_activation is keras.activations.sigmoid, preset
+        assert lstm.cell.use_bias and not lstm.unroll and lstm.cell.recurrent_dropout == 0, preset
+        assert lstm.use_cudnn in ("auto", True), preset
+        from keras.src.backend.tensorflow import rnn as keras_rnn  # the exact check Keras makes, where it exists
+
+        check = getattr(keras_rnn, "_do_lstm_arguments_support_cudnn", None)
+        if check is not None:
+            assert check(lstm.cell.activation, lstm.cell.recurrent_activation, lstm.unroll, lstm.cell.use_bias)
+
+
+def test_no_caption_reaching_the_masked_decoder_lstm_is_fully_masked(tmp_path):
+    # cuDNN rejects a batch holding a fully masked sequence, or one not right-padded (DESIGN rule 15).
+    config = Config.from_preset("tiny")
+    task = CaptioningTask(config)
+    data = task.load_data(None, tmp_path / "work")
+    preprocessor = _preprocessor([c for r in data.train for c in r.captions], max_words=config.max_caption_length)
+    embedding = captioning_model.build_model(config, len(preprocessor.vocabulary), 4).get_layer("word_embedding")
+    test_set = pipeline.caption_dataset(np.zeros((len(data.test), 4), np.float32), [r.captions for r in data.test],
+                                        preprocessor, config.batch_size, shuffle=False, seed=0)
+    # The edge case: captions without a single kept word (the readers reject only empty ones).
+    odd = tf.constant(["...", "!!! ???", "", "a " * 40])
+    batches = [inputs["caption_tokens"] for dataset in (*task.datasets(data, preprocessor), test_set)
+               for inputs, _ in dataset] + [preprocessor.encode(odd)[0]]
+    assert sum(len(tokens) for tokens in batches[:-1]) == sum(len(r.captions) for r in data.train + data.validation
+                                                               + data.test)
+    for tokens in batches:
+        mask = embedding.compute_mask(tokens).numpy()  # what the LSTM receives (Dropout passes it on)
+        np.testing.assert_array_equal(mask, tokens.numpy() != pipeline.PAD_ID)
+        lengths = mask.sum(axis=1)
+        assert lengths.min() >= 1 and np.all(tokens.numpy()[:, 0] == pipeline.START_ID)
+        np.testing.assert_array_equal(mask, np.arange(mask.shape[1]) < lengths[:, None])  # right-padded
+    assert batches[-1].numpy()[:3, 1].tolist() == [pipeline.PAD_ID] * 3  # only <start> is left of those
+
+
+def test_tensorboard_caption_examples_in_a_tiny_fit(tmp_path):
+    from common import training
+    from tasks.captioning import callbacks
+
+    words = ["<pad>", "<unk>", "<start>", "<end>", "a", "red", "circle", "blue", "square"]
+    config = Config.from_preset("tiny", {"max_caption_length": 5, "tensorboard": True, "epochs": 2, "verbose": 0,
+                                         "logged_examples": 3})
+    keras.utils.set_random_seed(0)
+    model = training.compile_model(captioning_model.build_model(config, vocabulary_size=9, feature_dim=6), config,
+                                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(16, 6)).astype("float32")
+    tokens = np.array([[2, *rng.integers(4, 9, size=3), 0, 0] for _ in range(16)], "int32")
+    targets = np.concatenate([tokens[:, 1:4], np.full((16, 1), 3), np.zeros((16, 2))], axis=1).astype("int32")
+    dataset = tf.data.Dataset.from_tensor_slices(({"image_features": features, "caption_tokens": tokens},
+                                                  targets)).batch(8)
+    records = [CaptionedImage(i, f"/images/scene_{i}.jpg", ("A red | circle.", "a circle")) for i in range(5)]
+    assert callbacks.caption_examples(dataclasses.replace(config, tensorboard=False), records, features, words,
+                                      tmp_path) == []
+    examples = callbacks.caption_examples(config, records, features[:5], words, tmp_path)
+    assert len(examples) == 1 and len(examples[0].names) == 3  # logged_examples of the 5 validation images
+    training.fit(model, dataset, dataset, config, tmp_path, extra_callbacks=examples)
+
+    folder = tmp_path / "logs" / "tensorboard" / callbacks.SUBFOLDER
+    texts = {}
+    for events in sorted(folder.glob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(events)):  # an events file is a TFRecord file of Events
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                texts[(event.step, value.tag)] = tf.make_ndarray(value.tensor).item().decode("utf-8")
+    assert sorted(texts) == [(0, callbacks.TAG), (1, callbacks.TAG)]  # one table per epoch, Keras' epoch index
+    table = texts[(1, callbacks.TAG)].splitlines()
+    assert table[0] == "Epoch 2: captions generated for validation images (beam 2)."
+    assert table[2:4] == ["| image | generated | references |", "|---|---|---|"] and len(table) == 7
+    assert table[4].startswith("| scene_0.jpg | ") and table[4].endswith(" | A red \\| circle. / a circle |")
+    generated = [row.split(" | ")[1] for row in table[4:]]
+    assert all(set(g.split()) <= set(words[4:]) or g == "(empty)" for g in generated)
+
+
 # --- caption metrics ------------------------------------------------------------------------------------
 
 
@@ -371,10 +452,19 @@ def test_simple_tokenize_mimics_ptb():
 
 def test_score_and_results_file_errors(tmp_path):
     task = CaptioningTask(Config.from_preset("default", {"meteor": False}))
-    scores = task.score({"annotations": FIXTURES / "captions_fixture.json",
-                         "predictions": FIXTURES / "results_fixture.json"})
+    files = {"annotations": FIXTURES / "captions_fixture.json", "predictions": FIXTURES / "results_fixture.json"}
+    # The fixture's results caption 2 of the 4 annotated images: a subset is scored only when asked for.
+    with pytest.raises(TaskError, match=r"results_fixture.json' has no caption for 2 of the 4 images in "
+                                        r".*captions_fixture.json', e.g. image ids \[102, 204\]; .*--allow-missing"):
+        task.score(files)
+    with pytest.raises(TaskError, match="--allow-missing"):
+        task.score({**files, "allow_missing": False})
+    scores = task.score({**files, "allow_missing": True})
     assert scores["images"] == 2 and scores["images_without_prediction"] == 2 and 0 < scores["CIDEr"]
     assert "METEOR" not in scores
+    for key, expected in (("predictions", "a COCO results JSON file"), ("annotations", "a COCO captions JSON file")):
+        with pytest.raises(DataError, match=f"'{tmp_path}' is a folder; expected {expected}"):
+            task.score({**files, key: tmp_path})
     unknown = tmp_path / "unknown.json"
     unknown.write_text(json.dumps([{"image_id": 7, "caption": "x"}]))
     with pytest.raises(DataError, match=r"1 image ids that are not in"):
@@ -448,6 +538,12 @@ def test_tiny_run_results_predictions_and_score(tiny_run, tmp_path):
                       "--predictions", str(tmp_path / "none.json"))
     assert missing.returncode == 2 and "error: Predictions file" in missing.stderr
     assert "does not exist" in missing.stderr
+    partial = tmp_path / "partial_results.json"
+    partial.write_text(json.dumps(submitted[1:]))  # the first test image has no caption
+    refused = run_cli("captioning", "score", "--annotations", str(predictions / "captions_test_annotations.json"),
+                      "--predictions", str(partial))
+    assert refused.returncode == 2 and "has no caption for 1 of the 12 images" in refused.stderr
+    assert f"e.g. image ids [{submitted[0]['image_id']}]" in refused.stderr and "--allow-missing" in refused.stderr
 
 
 @pytest.mark.slow

@@ -305,3 +305,8 @@ def test_real_coco_photos_reader_cached_features_and_export(shared_data, tmp_pat
     predicted = run_cli("vqa", "predict", "--model", str(workdir / "export"), str(photo), "what food is this?")
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     assert json.loads(predicted.stdout)["answer"]
+
+
+def test_tiny_run_draws_the_examples_grid(tiny_run):
+    picture = tiny_run("vqa") / "examples.png"
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and 10_000 < picture.stat().st_size < 3_000_000

@@ -25,6 +25,8 @@ import shutil
 import warnings
 from typing import Any, Hashable, Mapping
 
+from common import progress
+
 OFFICIAL_KEYS: tuple[str, ...] = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 PROTOCOLS: tuple[str, ...] = ("official", "approximate")
 
@@ -83,7 +85,8 @@ def _meteor():
     if _METEOR is None:
         from pycocoevalcap.meteor.meteor import Meteor
 
-        _METEOR = Meteor()
+        with progress.stage("starting METEOR 1.5 (Java)"):
+            _METEOR = Meteor()
     return _METEOR
 
 
@@ -114,7 +117,8 @@ def score_caption_sets(
     if protocol == "official":
         from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-        with contextlib.redirect_stdout(io.StringIO()):
+        captions = sum(len(v) for v in gts_raw.values()) + len(res_raw)
+        with progress.stage(f"PTB tokenizer (Java): {captions:,} captions"), contextlib.redirect_stdout(io.StringIO()):
             tokenizer = PTBTokenizer()
             # One Java call for references and predictions together (the tokenizer keys by id).
             # Empty predictions stay out of it: an empty last line would shift the tokenizer's output.
@@ -127,7 +131,11 @@ def score_caption_sets(
         gts_all = {k: [simple_tokenize(c["caption"]) for c in v] for k, v in gts_raw.items()}
         res_all = {k: [simple_tokenize(c["caption"]) for c in v] for k, v in res_raw.items()}
     results: dict[str, dict[str, Any]] = {}
-    for set_index, (name, predictions) in enumerate(prediction_sets.items()):
+    # One step per prediction set (a model, its greedy decoding, a baseline): BLEU, METEOR, ROUGE-L, CIDEr.
+    named_sets = progress.track(enumerate(prediction_sets.items()), len(prediction_sets),
+                                "caption metrics (BLEU, " + ("METEOR, " if protocol == "official" and meteor else "")
+                                + "ROUGE-L, CIDEr)", unit="prediction sets")
+    for set_index, (name, predictions) in named_sets:
         gts = {index: gts_all[(set_index, index)] for index in range(len(predictions))}
         res = {index: res_all[(set_index, index)] for index in range(len(predictions))}
         scores: dict[str, Any] = {}
@@ -186,7 +194,8 @@ def score_results(
     """Scores a parsed COCO results file (id → caption) against parsed annotations (id → captions).
 
     Only the predicted ids are scored; ``images_without_prediction`` counts the annotated images
-    that have none (the ``score`` action reads both files with data.coco_captions.read_scoring_files).
+    that have none (the ``score`` action reads both files with data.coco_captions.read_scoring_files and
+    refuses missing images unless --allow-missing).
     """
     scores = score_captions(references, results, protocol=protocol, meteor=meteor)
     if len(results) < len(references):

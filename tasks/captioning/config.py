@@ -36,7 +36,9 @@ class Config(BaseConfig):
     metrics: str = "official"  # official = pycocoevalcap with Java; approximate = nltk BLEU, no METEOR (not comparable)
     meteor: bool = True  # official protocol only: METEOR 1.5 (its Java start costs 10-30 s; tiny skips it)
     grid_images: int = 12  # images in the PNG grid of generated vs reference captions
-    logged_examples: int = 5  # (image, reference, prediction) triples written to the log
+    # (image, reference, prediction) triples written to the log by evaluate, and (with tensorboard on) validation
+    # images whose captions TensorBoard shows after every epoch (WORKDIR/logs/tensorboard/examples)
+    logged_examples: int = 5
     # --- training (BaseConfig fields with this task's benchmark values) ---
     epochs: int = 12  # decoder epochs (validation loss flattens after about 10 on the synthetic default)
     batch_size: int = 64  # captions per step

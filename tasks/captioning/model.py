@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import decoding
+from common import decoding, progress
 from tasks.captioning import pipeline
 
 
@@ -107,7 +107,10 @@ def generate(model: keras.Model, features: np.ndarray, max_words: int, beam_widt
         lambda f: generator.generate(f, beam_width, length_penalty)[0],
         input_signature=[tf.TensorSpec([None, features.shape[1]], tf.float32)],
     )
-    batches = [run(tf.constant(features[s : s + batch_size])).numpy() for s in range(0, len(features), batch_size)]
+    starts = range(0, len(features), batch_size)
+    search = "greedy decoding" if beam_width <= 1 else f"beam search (width {beam_width})"
+    batches = [run(tf.constant(features[s : s + batch_size])).numpy()
+               for s in progress.track(starts, len(starts), f"{search} of {len(features):,} images", unit="batches")]
     return np.concatenate(batches, axis=0)
 
 

@@ -4,7 +4,7 @@
     python run.py captioning --preset tiny            # end to end in about a minute on a CPU
     python run.py captioning --data-dir DIR           # real data: COCO, Karpathy split or Flickr8k (auto-detected)
     python run.py captioning predict --model WORKDIR/export IMAGE [IMAGE ...]
-    python run.py captioning score --annotations ANN.json --predictions RES.json
+    python run.py captioning score --annotations ANN.json --predictions RES.json [--allow-missing]
     python run.py captioning bench                    # a training step on cached features vs recomputing the CNN
 
 The train step fits the preprocessor on the training split (vocabulary, the image encoder: small_cnn
@@ -12,8 +12,10 @@ pretrained on the training images unless weights are given, and the most-frequen
 and saves it beside the checkpoint. Image features come from that encoder through an on-disk cache.
 Metrics on the test split: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D with the official coco-caption protocol
 (pycocoevalcap, Java) for the model (beam search), its greedy decoding and the baseline, plus the
-teacher-forced loss. The exported ``caption`` endpoint maps JPEG/PNG bytes to captions, with a
-per-image ``problem`` message for undecodable inputs. Measured numbers: README.md.
+teacher-forced loss. With ``tensorboard`` on, each epoch writes the captions of a few validation images
+to WORKDIR/logs/tensorboard/examples (tasks/captioning/callbacks.py). The exported ``caption`` endpoint
+maps JPEG/PNG bytes to captions, with a per-image ``problem`` message for undecodable inputs.
+Measured numbers: README.md.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import report, training
+from common import progress, report, training
 from common.metrics import captions as caption_metrics
 from common.task import Task, TaskError
 from data.captioning import read_splits, read_synthetic
 from data.coco_captions import read_scoring_files
+from tasks.captioning import callbacks
 from tasks.captioning import model as captioning_model
 from tasks.captioning import pipeline
 from tasks.captioning.config import Config
@@ -52,6 +55,7 @@ class CaptioningTask(Task):
     predict_endpoint = "caption"
     predict_usage = "IMAGE [IMAGE ...]"
     score_arguments = ("annotations", "predictions")
+    score_flags = ("allow_missing",)  # --allow-missing: score a results file that skips some annotated images
     extra_packages = ("pycocotools", "pycocoevalcap", "nltk", "pillow", "matplotlib")
 
     # --- data ------------------------------------------------------------------------------------------
@@ -65,11 +69,13 @@ class CaptioningTask(Task):
             sizes = {"train": config.train_images, "validation": config.validation_images, "test": config.test_images}
             parameters = write_caption_dataset(folder, sizes, image_size=max(config.image_size, 64),
                                                max_objects=config.max_objects, seed=config.seed)
-            splits = read_synthetic(folder)
+            with progress.stage(f"reading the synthetic captions in {folder}"):
+                splits = read_synthetic(folder)
             info = {"source": "synthetic", "path": str(folder),
                     "format": "coco (+ flickr8k and karpathy files, cross-checked)", "generator": parameters}
         else:
-            kind, splits = read_splits(Path(data_dir), config.dataset)
+            with progress.stage(f"reading the captions in {data_dir}"):
+                kind, splits = read_splits(Path(data_dir), config.dataset)
             info = {"source": str(Path(data_dir).resolve()), "format": kind}
         if config.max_test_images is not None:
             splits["test"] = splits["test"][: config.max_test_images]
@@ -88,6 +94,16 @@ class CaptioningTask(Task):
                                             shuffle=shuffle, seed=config.seed)
 
         return make(data.train, True), make(data.validation, False)
+
+    def fit(self, model, data: CaptionData, preprocessor: Preprocessor, workdir: Path) -> dict[str, Any]:
+        train, validation = self.datasets(data, preprocessor)
+        shown = data.validation[: self.config.logged_examples]
+        extra = []
+        if self.config.tensorboard and shown:  # captions beside their references in TensorBoard, each epoch
+            features = preprocessor.features(shown, data.feature_cache, self.config.feature_batch_size)
+            extra = callbacks.caption_examples(self.config, shown, features, preprocessor.vocabulary.words, workdir)
+        return training.fit(model, train, validation, self.config, workdir, monitor=self.monitor,
+                            mode=self.monitor_mode, extra_callbacks=extra)
 
     # --- model -----------------------------------------------------------------------------------------
     def build_model(self, data: CaptionData, preprocessor: Preprocessor) -> keras.Model:
@@ -130,13 +146,15 @@ class CaptioningTask(Task):
                                 predictions[: config.grid_images])
         test_set = pipeline.caption_dataset(features, [r.captions for r in records], preprocessor, 256, shuffle=False,
                                             seed=0)
+        with progress.stage(f"teacher-forced loss on {len(records):,} test images"):
+            teacher_forced = captioning_model.teacher_forced(model, test_set)
         extras = {"greedy_decoding": scores["greedy"]} if "greedy" in scores else {}
         return report.metrics(
             primary=self.primary_metric,
             model=scores["model"],
             baselines={"most_frequent_caption": {**scores["most_frequent_caption"], "caption": baseline}},
             **extras,
-            teacher_forced=captioning_model.teacher_forced(model, test_set),
+            teacher_forced=teacher_forced,
             distinct_caption_fraction=len(set(predictions)) / max(len(predictions), 1),
             generation_seconds=generation_seconds,
             beam_width=config.beam_width,
@@ -194,7 +212,15 @@ class CaptioningTask(Task):
         return results
 
     def score(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """arguments: annotations, predictions (paths), allow_missing (bool: score only the predicted images)."""
         references, results = read_scoring_files(arguments["annotations"], arguments["predictions"])
+        missing = [image_id for image_id in references if image_id not in results]
+        if missing and not arguments.get("allow_missing", False):
+            # Scoring a subset silently gives a number that is not comparable with full-split results.
+            raise TaskError(f"Predictions file {str(arguments['predictions'])!r} has no caption for {len(missing)} of "
+                            f"the {len(references)} images in {str(arguments['annotations'])!r}, e.g. image ids "
+                            f"{missing[:5]}; expected one per annotated image, or pass --allow-missing to score "
+                            "only the predicted ones")
         return caption_metrics.score_results(references, results, protocol=self.config.metrics,
                                              meteor=self.config.meteor)
 

@@ -1,7 +1,7 @@
 """Visual question answering: deeper LSTM Q + norm I (Antol et al. 2015), official VQA accuracy.
 
     python run.py vqa                 # default preset: synthetic shape scenes (3,000 + 500 images)
-    python run.py vqa --preset tiny   # seconds; for tests, its number means nothing
+    python run.py vqa --preset tiny   # seconds; for tests, its number means nothing (examples.png: a grid)
     python run.py vqa --steps evaluate,export   # again from the saved checkpoint and preprocessor
     python run.py vqa --preset paper --data-dir VQA_V2_DIR --set encoder_weights=resnet50_notop.h5
     python run.py vqa --preset tiny --data-dir tests/fixtures/vqa --set image_dir=../shared/data/coco_mini/val2017 \
@@ -41,7 +41,7 @@ import numpy as np
 from common.task import Task, TaskData, TaskError
 from data import DataError
 from data.vqa import VQARecord
-from tasks.vqa import pipeline
+from tasks.vqa import pipeline, plots
 from tasks.vqa.config import Config
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,6 @@ class VQATask(Task):
     def evaluate(self, model, data: VQAData, preprocessor, workdir: Path) -> dict[str, Any]:
         from common import report
         from common.io import atomic_write_json
-
         records = data.test
         dataset = self._dataset(data, preprocessor, records, shuffle=False, training=False)
         probabilities = model.predict(dataset.map(lambda inputs, targets: inputs), verbose=0)  # quiet: one pass
@@ -154,6 +153,7 @@ class VQATask(Task):
         atomic_write_json(results_path, [{"question_id": r.question_id, "answer": a}
                                          for r, a in zip(records, predicted)])  # the official results format
         scores = pipeline.score_answers(records, predicted, preprocessor, self.config.logged_examples)
+        plots.plot_examples(Path(workdir) / "examples.png", records, predicted)
         return report.metrics(self.primary_metric, model=scores["model"],
                               baselines={name: scores[name] for name in pipeline.BASELINES},
                               results_file=str(results_path), test_questions=len(records))  # fmt: skip
