@@ -233,6 +233,10 @@ def _run_in(task_class, options: argparse.Namespace, action: str, config, workdi
         if "training" in previous:
             # Keep the record of how the evaluated model was trained (an earlier invocation's train step).
             results["training"] = {**previous["training"], "from_earlier_run": previous.get("date")}
+    results["model"] = training.model_report(model)
+    if results["model"]["jit_compile"]["requested"] and not results["model"]["jit_compile"]["effective"]:
+        logging.getLogger("run").warning("jit_compile=true is not in effect: the LSTMs take cuDNN's kernel, which "
+                                         "XLA cannot compile (Keras turns XLA off for such models)")
     if "evaluate" in steps:
         start = time.perf_counter()
         results["metrics"] = task.evaluate(model, data, preprocessor, workdir)

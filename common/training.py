@@ -69,11 +69,64 @@ def make_strategy(config: BaseConfig) -> tf.distribute.Strategy:
 
 
 def device_report() -> dict[str, Any]:
+    """What ran where: devices, GPU names, and the CUDA/cuDNN versions TensorFlow was built with."""
+    gpus = tf.config.list_physical_devices("GPU")
+    build = tf.sysconfig.get_build_info()
+    names = []
+    for gpu in gpus:
+        try:
+            names.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
+        except (RuntimeError, ValueError):
+            names.append(gpu.name)
     return {
         "physical": [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()],
         "logical": [d.name for d in tf.config.list_logical_devices()],
-        "gpu_used": bool(tf.config.list_physical_devices("GPU")),
+        "gpu_used": bool(gpus),
+        "gpu_names": names,
+        "tensorflow_build": {"cuda": build.get("cuda_version"), "cudnn": build.get("cudnn_version"),
+                             "cuda_build": bool(build.get("is_cuda_build"))},
+        "dtype_policy": keras.config.dtype_policy().name,
     }
+
+
+def model_report(model: keras.Model) -> dict[str, Any]:
+    """results.json's facts about the trained model: size, recurrent layers and their cuDNN
+    eligibility, and XLA. Keras compiles with XLA only when asked, and turns it off for a model whose
+    LSTMs take the cuDNN path on a GPU (it warns "Proceeding with jit_compile=False")."""
+    recurrent = recurrent_layers_report(model)
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    requested = bool(getattr(model, "jit_compile", False))
+    cudnn = gpu and any(entry["cudnn_eligible"] for entry in recurrent)
+    return {"parameters": int(model.count_params()), "recurrent_layers": recurrent,
+            "cudnn_kernel_possible": cudnn,
+            "jit_compile": {"requested": requested, "effective": requested and not cudnn}}
+
+
+def recurrent_layers_report(model: keras.Model) -> list[dict[str, Any]]:
+    """Every LSTM/GRU in ``model`` (inside wrappers and nested models too), with whether its
+    arguments let TensorFlow use the cuDNN kernel on a GPU (the conditions Keras checks:
+    tanh/sigmoid activations, no recurrent dropout, not unrolled, a bias; GRU also reset_after).
+    Masked inputs additionally need right padding and no fully masked row (the pipelines ensure it)."""
+    report = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
+            continue
+        problems = []
+        if layer.activation is not keras.activations.tanh:
+            problems.append(f"activation={getattr(layer.activation, '__name__', layer.activation)}")
+        if layer.recurrent_activation is not keras.activations.sigmoid:
+            problems.append("recurrent_activation is not sigmoid")
+        if layer.recurrent_dropout:
+            problems.append(f"recurrent_dropout={layer.recurrent_dropout}")
+        if layer.unroll:
+            problems.append("unroll=True")
+        if not layer.use_bias:
+            problems.append("use_bias=False")
+        if isinstance(layer, keras.layers.GRU) and not layer.reset_after:
+            problems.append("reset_after=False")
+        report.append({"layer": layer.name, "kind": type(layer).__name__, "units": int(layer.units),
+                       "cudnn_eligible": not problems, "why_not": problems})
+    return report
 
 
 def compile_model(model: keras.Model, config: BaseConfig, loss, metrics=(), optimizer=None) -> keras.Model:

@@ -50,6 +50,9 @@ def tiny_run(tmp_path_factory):
             workdir = tmp_path_factory.mktemp(f"tiny_{name}")
             result = run_cli(name, "--preset", "tiny", "--workdir", str(workdir))
             assert result.returncode == 0, f"tiny {name} run failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+            # What the user saw, for the tests of the console (kept beside, not inside, the workdir).
+            (workdir.parent / f"{workdir.name}.stdout.txt").write_text(result.stdout)
+            (workdir.parent / f"{workdir.name}.stderr.txt").write_text(result.stderr)
             _TINY_RUNS[name] = workdir
         return _TINY_RUNS[name]
 

@@ -84,3 +84,48 @@ def test_every_endpoint_answers_batches_of_0_1_and_300_items(name, tiny_run):
                 assert value.shape[0] == count, f"{endpoint}[{key}] for {count} items has shape {value.shape}"
                 if value.dtype.is_floating:
                     assert bool(tf.reduce_all(tf.math.is_finite(value))), f"{endpoint}[{key}] is not finite"
+
+
+@pytest.mark.parametrize("name", tasks.TASK_NAMES)
+def test_the_console_tells_a_newcomer_what_happened(name, tiny_run):
+    workdir = tiny_run(name)
+    stdout = (workdir.parent / f"{workdir.name}.stdout.txt").read_text()
+    stderr = (workdir.parent / f"{workdir.name}.stderr.txt").read_text()
+    task_class = tasks.load_task(name)
+    summary = stdout[stdout.index(f"{name} (tiny) → "):]
+    first_row = summary.splitlines()[2]
+    assert first_row.split()[0] == task_class.primary_metric and "← primary" in first_row
+    assert "model" in summary.splitlines()[1]  # the model's column beside the baselines'
+    assert ("best epoch: " in stdout) or ("training did not help" in stdout)
+    assert "smoke test (--preset tiny)" in stdout and f"files in {workdir}" in stdout
+    assert f"try the exported model: python run.py {name} predict --model" in stdout
+    assert (workdir / "learning_curves.png").stat().st_size > 5_000
+    # TensorFlow's CPU start-up lines are filtered; Python's own logging still reaches stderr.
+    for noise in ("absl::InitializeLog", "failed call to cuInit", "Could not find cuda drivers"):
+        assert noise not in stderr
+    assert " INFO " in stderr
+
+
+def test_epoch_numbers_agree_between_the_csv_and_best_json(tiny_run):
+    import csv
+
+    workdir = tiny_run("acceleration")
+    with open(workdir / "logs" / "training.csv") as handle:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+    assert epochs[0] == 1 and epochs == list(range(1, len(epochs) + 1))  # as Keras prints "Epoch 1/N"
+    best = json.loads((workdir / "checkpoints" / "best.json").read_text())["epoch"]
+    assert best == 0 or best in epochs  # 0 = the warm start, before any epoch
+
+
+@pytest.mark.parametrize("name", tasks.TASK_NAMES)
+def test_every_recurrent_layer_of_every_task_is_cudnn_eligible(name, tiny_run):
+    import keras
+
+    import tasks as registry
+    from common import training
+
+    registry.load_task(name)  # registers the task's custom layers before loading the checkpoint
+    model = keras.saving.load_model(tiny_run(name) / "checkpoints" / "best.keras", compile=False)
+    report = training.recurrent_layers_report(model)
+    assert report, f"{name}'s model has no LSTM/GRU"
+    assert all(entry["cudnn_eligible"] for entry in report), report

@@ -21,6 +21,7 @@ from data import DataError
 from data import pairs as pair_reader
 from data.synthetic import parallel
 from tasks.translation import model as translation_model
+from tasks.translation import callbacks, plots
 from tasks.translation.config import Config
 from tasks.translation.pipeline import Preprocessor
 from tasks.translation.task import TranslationData, TranslationTask, translate_all
@@ -386,6 +387,73 @@ def test_bench_trains_in_an_empty_workdir_then_reuses_model_and_preprocessor(tmp
     assert first["model_trained_in_this_run"] and (preprocessor_dir(tmp_path) / "preprocessor.json").is_file()
     second = task.bench(None, tmp_path)
     assert not second["model_trained_in_this_run"] and second["figures"]["identical_outputs_fraction"] == 1.0
+
+
+# --- attention picture, TensorBoard examples ------------------------------------------------------------
+def test_attention_examples_follow_the_greedy_translation_and_sum_to_one(tmp_path, caplog):
+    config = tiny_config(reverse_source=True, max_target_tokens=8)
+    keras.utils.set_random_seed(config.seed)
+    task = TranslationTask(config)
+    data = task.load_data(None, tmp_path)
+    preprocessor = Preprocessor.fit(task, data, tmp_path)
+    model = task.build_model(data, preprocessor)
+    sentences = data.test_sources[:2] + [""]
+    examples = plots.attention_examples(model, preprocessor, sentences, max_length=9)
+    greedy = tf.function(task.endpoints(model, preprocessor)["translate_greedy"][0])
+    translations = [t.decode() for t in greedy(tf.constant(sentences))["translation"].numpy()]
+    for sentence, translation, (source, generated, weights) in zip(sentences, translations, examples):
+        assert source == (text.tokenize([sentence])[0][::-1] or ["[UNK]"])  # reversed, as the encoder read it
+        assert weights.shape == (len(generated), len(source))
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+        assert len(generated) == 9 or generated[-1] == "[END]"
+        ids = [preprocessor.target_vocabulary.index(word) for word in generated]
+        assert preprocessor.decode(tf.constant([ids])).numpy()[0].decode() == translation
+    assert plots.write_attention(tmp_path / "attention.png", model, preprocessor, sentences, 9)
+    assert (tmp_path / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    sizes = len(preprocessor.source_vocabulary), len(preprocessor.target_vocabulary)
+    without = translation_model.build_model(tiny_config(attention="none"), *sizes)
+    with caplog.at_level("INFO", logger="tasks.translation.plots"):
+        assert not plots.write_attention(tmp_path / "none.png", without, preprocessor, sentences, 9)
+    assert "no attention" in caplog.text and not (tmp_path / "none.png").exists()
+
+
+def test_tensorboard_text_of_validation_translations_in_a_tiny_fit(tmp_path):
+    config = tiny_config(tensorboard=True, max_target_tokens=8, logged_examples=2)
+    keras.utils.set_random_seed(config.seed)
+    task = TranslationTask(config)
+    data = task.load_data(None, tmp_path)
+    preprocessor = Preprocessor.fit(task, data, tmp_path)
+    model = task.build_model(data, preprocessor)
+    examples = callbacks.translation_examples(config, data.validation, preprocessor, tmp_path)
+    train, _ = task.datasets(data, preprocessor)
+    model.fit(train.take(2), epochs=2, callbacks=examples, verbose=0, shuffle=False)
+    events = sorted((tmp_path / "logs" / "tensorboard" / callbacks.SUBFOLDER).glob("events.out.tfevents.*"))
+    assert events, "no events file under logs/tensorboard/examples"
+    tables = [(event.step, value.tensor.string_val[0].decode()) for path in events
+              for event in tf.compat.v1.train.summary_iterator(str(path))
+              for value in event.summary.value if value.tag == callbacks.TAG]
+    assert [step for step, _ in tables] == [0, 1]  # one table per epoch, at Keras' epoch index
+    rows = tables[1][1].splitlines()
+    assert rows[0].startswith("Epoch 2:") and rows[2] == "| source | reference | greedy |" and len(rows) == 4 + 2
+    sources, references = pair_reader.group_references(data.validation)
+    assert rows[4].startswith(f"| {sources[0]} | {' / '.join(references[0])} | ")
+
+
+def test_fit_adds_the_tensorboard_text_callback_only_when_tensorboard_is_on(untrained, monkeypatch):
+    from common import training
+
+    _, data, preprocessor, model, workdir = untrained
+    passed = []
+    monkeypatch.setattr(training, "fit", lambda *args, extra_callbacks=None, **kwargs: passed.append(extra_callbacks))
+    for tensorboard in (True, False):
+        TranslationTask(tiny_config(tensorboard=tensorboard)).fit(model, data, preprocessor, workdir)
+    assert [[type(c) for c in extra] for extra in passed] == [[callbacks.TranslationExamples], []]
+    assert passed[0][0].log_dir == workdir / "logs" / "tensorboard" / "examples"
+
+
+def test_markdown_table_escapes_cell_separators():
+    table = callbacks.markdown_table(["a | b"], [["x", "y|z"]], [""], epoch=3).splitlines()
+    assert table[0].startswith("Epoch 3:") and table[-1] == "| a \\| b | x / y\\|z | (empty) |"
 
 
 @pytest.mark.real_data

@@ -32,6 +32,12 @@ def test_tiny_run_metrics_and_predictions_file(tiny_run):
     assert results["export"]["predict_example"][5:] == samples and len(samples) == 3
 
 
+def test_tiny_run_draws_the_attention_of_test_sentences(tiny_run):
+    picture = tiny_run("translation") / "attention.png"
+    content = picture.read_bytes()
+    assert content[:8] == b"\x89PNG\r\n\x1a\n" and 20_000 < len(content) < 2_000_000, len(content)
+
+
 def test_exported_model_predicts_what_the_evaluation_decoded(tiny_run):
     workdir = tiny_run("translation")
     with open(workdir / "test_predictions.tsv", encoding="utf-8", newline="") as handle:

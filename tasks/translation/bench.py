@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import decoding, text, training
+from common import decoding, progress, text, training
 from common.errors import TaskError
 from common.preprocessor import STATE_FILE, preprocessor_dir
 from tasks.translation.model import Translator
@@ -54,9 +54,10 @@ def run(task, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
         return translator.beam(ids, max_length, config.beam_width, config.length_penalty)[0]
 
     beam(tf.constant(source_ids[:2]))  # trace once outside the timing
+    starts = range(0, len(source_ids), config.decode_batch_size)
     start = time.perf_counter()
     batched = np.concatenate([beam(tf.constant(source_ids[i : i + config.decode_batch_size])).numpy()
-                              for i in range(0, len(source_ids), config.decode_batch_size)])
+                              for i in progress.track(starts, len(starts), "Batched beam search", unit="batches")])
     batched_seconds = time.perf_counter() - start
 
     encode = tf.function(translator.encode, input_signature=[tf.TensorSpec([None, None], tf.int32)])
@@ -67,7 +68,8 @@ def run(task, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
     )
     python_beam(source_ids[:1])  # trace once outside the timing
     start = time.perf_counter()
-    looped = np.array([python_beam(source_ids[i : i + 1])[0] for i in range(len(source_ids))], dtype=np.int32)
+    looped = np.array([python_beam(source_ids[i : i + 1])[0] for i in progress.track(
+        range(len(source_ids)), len(source_ids), "Python-loop beam search", unit="sentences")], dtype=np.int32)
     looped_seconds = time.perf_counter() - start
     figures = {
         "sentences": float(len(sources)),

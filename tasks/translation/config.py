@@ -43,7 +43,7 @@ class Config(BaseConfig):
     beam_width: int = 4  # beams kept per sentence
     length_penalty: float = 0.6  # score = log_prob / length ** length_penalty (0 = plain log-probability)
     decode_batch_size: int = 256  # sentences per batched decoding call in evaluation
-    logged_examples: int = 5  # test (source, reference, beam, greedy) lines written to the log
+    logged_examples: int = 5  # test (source, reference, beam, greedy) lines logged; also validation ones in TensorBoard
     # Benchmark (run.py translation bench).
     bench_sentences: int = 200  # test sentences decoded by both decoders
 

@@ -122,3 +122,15 @@ def unknown_rate(token_lists: Sequence[Sequence[str]], vocabulary: Sequence[str]
     total = sum(len(tokens) for tokens in token_lists)
     unknown = sum(1 for tokens in token_lists for token in tokens if token not in known)
     return unknown / total if total else 0.0
+
+
+def join_words(token_lists: Sequence[Sequence[str]]) -> list[str]:
+    """Token lists → readable strings, with the export's own detokeniser (common.text.join_tokens)."""
+    joined = text.join_tokens(tf.ragged.constant([list(t) for t in token_lists], dtype=tf.string))
+    return [t.decode("utf-8") for t in joined.numpy()]
+
+
+def exact_match(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """Fraction of hypotheses equal to one of their references after standardisation."""
+    standardized = [{" ".join(tokens) for tokens in text.tokenize(refs)} for refs in references]
+    return float(np.mean([" ".join(tokens) in refs for tokens, refs in zip(text.tokenize(hypotheses), standardized)]))

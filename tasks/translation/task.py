@@ -13,7 +13,9 @@ Evaluation on the test split: teacher-forced loss and token accuracy; corpus BLE
 (sacrebleu, lower-cased, 13a tokenisation; signatures recorded) of beam and greedy decoding, all
 references of a source sentence used; the same for the word-by-word dictionary baseline. The
 decoding functions are the exported endpoints ``translate`` (beam search) and ``translate_greedy``:
-a batch of raw source strings → {"translation": strings, "score": float32}.
+a batch of raw source strings → {"translation": strings, "score": float32}. Evaluation draws
+WORKDIR/attention.png (greedy decoding's attention on 4 test sentences); with config.tensorboard,
+each epoch writes decoded validation examples as TensorBoard text (WORKDIR/logs/tensorboard/examples).
 """
 
 from __future__ import annotations
@@ -29,15 +31,17 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from common import report, text, training
+from common import progress, report, text, training
 from common.io import atomic_write_text
 from common.metrics import bleu
 from common.task import Task, TaskData
 from data import pairs as pair_reader
 from data.synthetic import parallel
 from tasks.translation import model as model_lib
+from tasks.translation import plots
+from tasks.translation.callbacks import translation_examples
 from tasks.translation.config import Config
-from tasks.translation.pipeline import Preprocessor, unknown_rate
+from tasks.translation.pipeline import Preprocessor, exact_match, join_words, unknown_rate
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +112,12 @@ class TranslationTask(Task):
         loss, metrics = model_lib.loss_and_metrics()
         return training.compile_model(model, self.config, loss=loss, metrics=metrics)
 
+    def fit(self, model, data: TranslationData, preprocessor: Preprocessor, workdir: Path) -> dict[str, Any]:
+        train, validation = self.datasets(data, preprocessor)
+        callbacks = translation_examples(self.config, data.validation, preprocessor, workdir)  # TensorBoard text
+        return training.fit(model, train, validation, self.config, workdir, monitor=self.monitor,
+                            mode=self.monitor_mode, extra_callbacks=callbacks)
+
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self, model, data: TranslationData, preprocessor: Preprocessor, workdir: Path) -> dict[str, Any]:
         config = self.config
@@ -120,13 +130,13 @@ class TranslationTask(Task):
         for name, (function, signature) in self.endpoints(model, preprocessor).items():
             translate = tf.function(function, input_signature=signature)  # exactly what the export serves
             start = time.perf_counter()
-            hypotheses[name] = translate_all(translate, sources, config.decode_batch_size)
+            hypotheses[name] = translate_all(translate, sources, config.decode_batch_size, f"Decoding ({name})")
             speed[name] = len(sources) / (time.perf_counter() - start)
         source_tokens = text.tokenize(sources)
         baseline = model_lib.WordByWordBaseline(preprocessor.lexicon)
-        hypotheses["word_by_word"] = _join(baseline.translate(source_tokens))
+        hypotheses["word_by_word"] = join_words(baseline.translate(source_tokens))
         scores = {name: bleu.corpus_scores(h, references, lowercase=True) for name, h in hypotheses.items()}
-        exact = {name: _exact_match(h, references) for name, h in hypotheses.items()}
+        exact = {name: exact_match(h, references) for name, h in hypotheses.items()}
         # Long sentences are where a fixed-size encoding struggles: BLEU of beam search by length.
         lengths = np.array([len(tokens) for tokens in source_tokens])
         by_length = {}
@@ -136,6 +146,8 @@ class TranslationTask(Task):
                 by_length[label] = bleu.corpus_scores([hypotheses["translate"][i] for i in chosen],
                                                       [references[i] for i in chosen], lowercase=True)["bleu"]
         self._write_predictions(Path(workdir) / "test_predictions.tsv", sources, references, hypotheses)
+        max_length = config.max_target_tokens + 1  # words + END
+        plots.write_attention(Path(workdir) / "attention.png", model, preprocessor, sources, max_length)
         summary = lambda name: {"bleu": scores[name]["bleu"], "chrf": scores[name]["chrf"],  # noqa: E731
                                 "exact_match": exact[name], "brevity_penalty": scores[name]["brevity_penalty"]}
         model_scores = {
@@ -222,25 +234,14 @@ class TranslationTask(Task):
         return bench.run(self, data_dir, workdir)
 
 
-def translate_all(translate, sentences: Sequence[str], batch_size: int) -> list[str]:
+def translate_all(translate, sentences: Sequence[str], batch_size: int, stage: str = "Decoding") -> list[str]:
     """Calls an endpoint function on ``sentences`` in batches; returns the translations."""
     translations = []
-    for start in range(0, len(sentences), batch_size):
+    starts = range(0, len(sentences), batch_size)
+    for start in progress.track(starts, len(starts), f"{stage}: {len(sentences):,} sentences", unit="batches"):
         outputs = translate(tf.constant(list(sentences[start : start + batch_size])))
         translations += [t.decode("utf-8") for t in outputs["translation"].numpy()]
     return translations
-
-
-def _join(token_lists: Sequence[Sequence[str]]) -> list[str]:
-    """Token lists → readable strings, with the export's own detokeniser (common.text.join_tokens)."""
-    joined = text.join_tokens(tf.ragged.constant([list(t) for t in token_lists], dtype=tf.string))
-    return [t.decode("utf-8") for t in joined.numpy()]
-
-
-def _exact_match(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    """Fraction of hypotheses equal to one of their references after standardisation."""
-    standardized = [{" ".join(tokens) for tokens in text.tokenize(refs)} for refs in references]
-    return float(np.mean([" ".join(tokens) in refs for tokens, refs in zip(text.tokenize(hypotheses), standardized)]))
 
 
 TASK = TranslationTask
