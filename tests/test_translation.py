@@ -441,19 +441,22 @@ def test_tensorboard_text_of_validation_translations_in_a_tiny_fit(tmp_path):
 
 def test_fit_adds_the_tensorboard_text_callback_only_when_tensorboard_is_on(untrained, monkeypatch):
     from common import training
+    from common.examples import TextExamples
 
     _, data, preprocessor, model, workdir = untrained
     passed = []
     monkeypatch.setattr(training, "fit", lambda *args, extra_callbacks=None, **kwargs: passed.append(extra_callbacks))
     for tensorboard in (True, False):
         TranslationTask(tiny_config(tensorboard=tensorboard)).fit(model, data, preprocessor, workdir)
-    assert [[type(c) for c in extra] for extra in passed] == [[callbacks.TranslationExamples], []]
+    assert [[type(c) for c in extra] for extra in passed] == [[TextExamples], []]
     assert passed[0][0].log_dir == workdir / "logs" / "tensorboard" / "examples"
 
 
 def test_markdown_table_escapes_cell_separators():
-    table = callbacks.markdown_table(["a | b"], [["x", "y|z"]], [""], epoch=3).splitlines()
-    assert table[0].startswith("Epoch 3:") and table[-1] == "| a \\| b | x / y\\|z | (empty) |"
+    from common.examples import markdown_table
+
+    table = markdown_table(["source", "reference", "greedy"], [["a | b", "x / y|z", ""]], "Epoch 3: t").splitlines()
+    assert table[0] == "Epoch 3: t" and table[-1] == "| a \\| b | x / y\\|z | (empty) |"
 
 
 @pytest.mark.real_data
