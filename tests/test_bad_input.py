@@ -111,3 +111,23 @@ def test_vqa_score_refuses_partial_results_unless_allowed_and_names_a_folder(tin
     assert json.loads(allowed.stdout)["questions_without_prediction"] == 1
     folder = run_cli(*arguments, "--predictions", str(tmp_path))
     assert folder.returncode == 2 and "is a folder; expected a JSON file" in folder.stderr
+
+
+def test_captioning_without_java_fails_at_once_before_training(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    bin_dir = tmp_path / "bin"  # python but no java on PATH
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    workdir = tmp_path / "run"
+    result = subprocess.run([str(bin_dir / "python"), str(ROOT / "run.py"), "captioning", "--preset", "tiny",
+                             "--workdir", str(workdir)], capture_output=True, text=True,
+                            env={**os.environ, "PATH": str(bin_dir)}, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "need a Java runtime" in errors[0] and "metrics=approximate" in errors[0]
+    assert "Traceback" not in result.stderr and not workdir.exists()

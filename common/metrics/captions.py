@@ -26,6 +26,7 @@ import warnings
 from typing import Any, Hashable, Mapping
 
 from common import progress
+from common.errors import TaskError  # run.py prints it as one error line
 
 OFFICIAL_KEYS: tuple[str, ...] = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 PROTOCOLS: tuple[str, ...] = ("official", "approximate")
@@ -37,7 +38,7 @@ _PTB_PUNCTUATION = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".
 _TOKEN = re.compile(r"[a-z0-9]+?(?=n't\b)|n't\b|'[a-z]+|[a-z0-9]+|[^\sa-z0-9]")
 
 
-class CaptionMetricsError(RuntimeError):
+class CaptionMetricsError(TaskError):
     """The official scorer cannot run (no Java) or the inputs cannot be scored."""
 
 
@@ -100,14 +101,25 @@ def score_caption_sets(
     run and one METEOR process. Returns {set name: scores}."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol={protocol!r}; expected one of {list(PROTOCOLS)}")
+    require_java(protocol)
+    for predictions in prediction_sets.values():
+        _check_inputs(references, predictions)
+    return _score_sets(references, prediction_sets, protocol, meteor)
+
+
+def require_java(protocol: str) -> None:
+    """Fails (a TaskError) when the official protocol is asked for and no Java runtime is on PATH;
+    the captioning task calls it before training, so a run never trains and then cannot score."""
     if protocol == "official" and not java_available():
         raise CaptionMetricsError(
             "The official COCO caption metrics need a Java runtime (PTB tokenizer, METEOR 1.5), and "
             "'java' is not on PATH. Install one (e.g. `apt-get install default-jre-headless`), or pass "
             "--set metrics=approximate for nltk BLEU without METEOR (numbers not comparable with papers)."
         )
-    for predictions in prediction_sets.values():
-        _check_inputs(references, predictions)
+
+
+def _score_sets(references: Mapping[Hashable, list[str]], prediction_sets: Mapping[str, Mapping[Hashable, str]],
+                protocol: str, meteor: bool) -> dict[str, dict[str, Any]]:
     # Every set is tokenised in one batch: keys (set index, image index), in a fixed order.
     gts_raw, res_raw = {}, {}
     for set_index, predictions in enumerate(prediction_sets.values()):

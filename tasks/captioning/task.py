@@ -61,6 +61,7 @@ class CaptioningTask(Task):
     # --- data ------------------------------------------------------------------------------------------
     def load_data(self, data_dir: Path | None, workdir: Path) -> CaptionData:
         config = self.config
+        caption_metrics.require_java(config.metrics)  # before any work: a run must not train, then fail to score
         workdir = Path(workdir)
         if data_dir is None:
             from data.synthetic.captions import write_caption_dataset
