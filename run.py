@@ -217,7 +217,8 @@ def _run_in(task_class, options: argparse.Namespace, action: str, config, workdi
     preprocessor_folder = preprocessor_dir(workdir)
     if "train" in steps:
         start = time.perf_counter()
-        preprocessor, resumed = training.fitted_preprocessor(task, data, workdir)
+        with strategy.scope():  # encoder pretraining and feature caching run on the strategy's devices too
+            preprocessor, resumed = training.fitted_preprocessor(task, data, workdir)
         if not resumed:
             seconds["fit_preprocessor"] = time.perf_counter() - start
         start = time.perf_counter()

@@ -84,7 +84,8 @@ class BaseConfig:
 
     seed: int = 1234  # seeds Python, NumPy and TensorFlow (keras.utils.set_random_seed)
     epochs: int = 20  # maximum number of passes over the training split
-    batch_size: int = 64  # examples per optimizer step (global batch under a distribution strategy)
+    batch_size: int = 64  # examples per optimizer step: the GLOBAL batch under a distribution strategy
+    scale_learning_rate: bool = False  # multiply learning_rate by the number of replicas (linear scaling rule)
     learning_rate: float = 1e-3  # Adam step size unless the task says otherwise
     early_stopping_patience: int = 5  # epochs without validation improvement before stopping; 0 = never
     # "default" = one device (GPU if TensorFlow sees one); "mirrored" = all GPUs, else all logical CPUs

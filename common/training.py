@@ -129,10 +129,18 @@ def recurrent_layers_report(model: keras.Model) -> list[dict[str, Any]]:
     return report
 
 
+def learning_rate(config: BaseConfig) -> float:
+    """The step size to use: ``config.learning_rate``, times the replica count of the strategy in
+    scope when ``scale_learning_rate`` is on (batch_size is global, so n replicas see n times the
+    examples per step: the linear scaling rule of Goyal et al. 2017)."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return config.learning_rate * (replicas if config.scale_learning_rate else 1)
+
+
 def compile_model(model: keras.Model, config: BaseConfig, loss, metrics=(), optimizer=None) -> keras.Model:
-    """Compiles with Adam(config.learning_rate) unless given an optimizer; honours jit_compile."""
+    """Compiles with Adam(learning_rate(config)) unless given an optimizer; honours jit_compile."""
     if optimizer is None:
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate(config))
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics), jit_compile=config.jit_compile)
     return model
 
@@ -318,16 +326,25 @@ def verbosity(config: BaseConfig) -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def _even_batches(dataset, batch_size: int, replicas: int):
+def _even_batches(dataset, replicas: int):
+    """Trims every batch to a multiple of ``replicas`` examples (and drops batches left empty).
+
+    Trimming batch by batch keeps each batch's shapes, so length-bucketed batches of different
+    widths (sentiment) pass through unchanged; unbatching and rebatching would mix widths.
+    """
     if not isinstance(dataset, tf.data.Dataset):
         return dataset
-    return (
-        dataset.unbatch()
-        .batch(replicas, drop_remainder=True)
-        .unbatch()
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+
+    def trim(*batch):
+        size = tf.shape(tf.nest.flatten(batch)[0])[0]
+        keep = size - size % replicas
+        trimmed = tf.nest.map_structure(lambda tensor: tensor[:keep], batch)
+        return trimmed if len(trimmed) > 1 else trimmed[0]
+
+    def not_empty(*batch):
+        return tf.shape(tf.nest.flatten(batch)[0])[0] > 0
+
+    return dataset.map(trim).filter(not_empty).prefetch(tf.data.AUTOTUNE)
 
 
 def fit(
@@ -359,8 +376,8 @@ def fit(
         # splits unevenly. Make every batch a multiple of the replica count: at most replicas-1
         # examples per epoch are dropped (training data is reshuffled each epoch).
         logger.info("MirroredStrategy over %d replicas: batches trimmed to multiples of %d", replicas, replicas)
-        train = _even_batches(train, config.batch_size, replicas)
-        validation = _even_batches(validation, config.batch_size, replicas)
+        train = _even_batches(train, replicas)
+        validation = _even_batches(validation, replicas)
     resumed = prepare_run(workdir, config)
     timer = EpochTimer()
     callbacks = default_callbacks(config, workdir, monitor, mode) + [timer] + list(extra_callbacks or [])

@@ -124,6 +124,9 @@ def build_model(
 
 
 def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
+    from common import training
+
+    rate = training.learning_rate(config)  # scaled with the replica count when scale_learning_rate is on
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=config.learning_rate)
-    return keras.optimizers.Adam(learning_rate=config.learning_rate)
+        return keras.optimizers.RMSprop(learning_rate=rate)
+    return keras.optimizers.Adam(learning_rate=rate)
