@@ -131,3 +131,21 @@ def test_captioning_without_java_fails_at_once_before_training(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "need a Java runtime" in errors[0] and "metrics=approximate" in errors[0]
     assert "Traceback" not in result.stderr and not workdir.exists()
+
+
+def test_the_export_check_refuses_an_endpoint_with_non_finite_outputs(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from common import export
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.get_layer(index=1).set_weights([np.full((2, 1), np.nan, np.float32), np.zeros(1, np.float32)])
+
+    def serve(x):
+        return {"y": model(x)}
+
+    export.write_archive(tmp_path / "export", [model], {"serve": (serve, [tf.TensorSpec([None, 2], tf.float32)])})
+    with pytest.raises(RuntimeError, match="NaN or infinite values on the smoke inputs"):
+        export.check_in_fresh_process(tmp_path / "export", {"serve": [np.ones((1, 2), np.float32)]})
