@@ -243,6 +243,39 @@ def test_caption_dataset_gathers_features_per_caption():
     np.testing.assert_array_equal(targets[3], [4, 5, 3, 0, 0])
 
 
+def test_caption_dataset_streams_a_memory_mapped_table_in_the_order_of_the_in_memory_pipeline(tmp_path):
+    preprocessor = _preprocessor(["a b c"], max_words=4)
+    features = np.random.default_rng(0).standard_normal((500, 256)).astype(np.float32)  # 512 kB
+    np.save(tmp_path / "table.npy", features)
+    mapped = np.load(tmp_path / "table.npy", mmap_mode="r")
+    captions = [["a b", "c"] if i % 2 else ["b"] for i in range(500)]
+    in_memory = pipeline.caption_dataset(features, captions, preprocessor, 64, shuffle=True, seed=3)
+    streamed = pipeline.caption_dataset(mapped, captions, preprocessor, 64, shuffle=True, seed=3)
+    # The order of the pipeline before the table left the graph: (image, caption) pairs shuffled, then batched.
+    image_index = np.array([i for i, c in enumerate(captions) for _ in c])
+    before = tf.data.Dataset.from_tensor_slices(image_index).shuffle(len(image_index), seed=3).batch(64)
+    for epoch in range(2):  # reshuffled each epoch, identically
+        for (memory_inputs, memory_targets), (inputs, targets), rows in zip(in_memory, streamed, before):
+            np.testing.assert_array_equal(inputs["image_features"].numpy(), features[rows.numpy()])
+            np.testing.assert_array_equal(inputs["image_features"].numpy(), memory_inputs["image_features"].numpy())
+            np.testing.assert_array_equal(inputs["caption_tokens"].numpy(), memory_inputs["caption_tokens"].numpy())
+            np.testing.assert_array_equal(targets.numpy(), memory_targets.numpy())
+    assert len(streamed._as_serialized_graph().numpy()) < features.nbytes / 5  # the tokenizer's ops, no table
+
+
+def test_bench_input_pipeline_at_tiny_size(tmp_path):
+    result = run_cli("captioning", "bench", "--preset", "tiny", "--workdir", str(tmp_path),
+                     "--set", "bench_training=false", "--set", "bench_feature_dim=512")
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads((tmp_path / "bench.json").read_text())["figures"]
+    measured = figures["input_pipeline"]
+    assert "speedup" not in figures and measured["full_size"] is False  # bench_training=false: no training part
+    assert (measured["images"], measured["captions"], measured["timed_examples"]) == (1182, 5910, 20 * 32)
+    assert measured["examples_per_second"] > 0 and measured["memory_after_megabytes"]["peak_rss_megabytes"] > 0
+    assert measured["dataset_graph_bytes"] < measured["table_megabytes"] * 2**20 / 4
+    assert "input_pipeline.examples_per_second" in result.stdout
+
+
 def test_preprocessor_round_trips_and_fits_the_training_split_only(tmp_path):
     config = Config.from_preset("tiny", {"train_images": 12, "validation_images": 2, "test_images": 2})
     task = CaptioningTask(config)
@@ -566,7 +599,7 @@ def test_bench_cached_features_vs_recomputing_the_cnn(tmp_path):
     config = Config.from_preset("tiny")
     training.setup(config)
     figures = CaptioningTask(config).bench(None, tmp_path)["figures"]
-    assert figures["steps_per_epoch"] == 8 and figures["timed_steps"] == 30
+    assert figures["steps_per_epoch"] == 8 and figures["timed_steps"] == 30 and figures["input_pipeline"]["images"]
     assert figures["cached_seconds_per_epoch"] > 0 and figures["speedup"] > 1.0
 
 

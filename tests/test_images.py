@@ -241,6 +241,70 @@ def test_cached_features_needs_paths(tmp_path):
         images.cached_features(images.build_encoder("small_cnn", 16, feature_dim=4), "k", [], tmp_path)
 
 
+def test_feature_table_is_memory_mapped_written_once_and_holds_the_cached_features(tmp_path):
+    paths = []
+    for index in range(3):
+        path = tmp_path / f"img{index}.jpg"
+        path.write_bytes(_jpeg_bytes(index, size=40))
+        paths.append(path)
+    encoder = _CountingEncoder(images.build_encoder("small_cnn", 32, feature_dim=8))
+    cache, key = tmp_path / "cache", "small_cnn-32-abc"
+    table = images.cached_feature_table(encoder, key, paths, cache, batch_size=2)
+    assert isinstance(table, np.memmap) and not table.flags.writeable
+    assert table.shape == (3, 8) and table.dtype == np.float32 and encoder.images_seen == 3
+    np.testing.assert_array_equal(table, images.cached_features(encoder, key, paths, cache))  # the same entries
+    expected = np.array(table)
+    (file,) = (cache / key / images.TABLE_FOLDER).glob("*.npy")
+    written = file.stat().st_mtime_ns
+    np.testing.assert_array_equal(images.cached_feature_table(encoder, key, paths, cache), expected)
+    assert file.stat().st_mtime_ns == written and encoder.images_seen == 3  # opened, not rewritten
+    reordered = images.cached_feature_table(encoder, key, paths[::-1], cache)  # another list: another table
+    np.testing.assert_array_equal(reordered, expected[::-1])
+    assert encoder.images_seen == 3 and len(list((cache / key / images.TABLE_FOLDER).glob("*.npy"))) == 2
+    del table, reordered  # (a mapped file must not be truncated under its map: the suite only ever renames)
+    file.write_bytes(file.read_bytes()[:100])  # damaged (by hand: the suite's writes are atomic)
+    np.testing.assert_array_equal(images.cached_feature_table(encoder, key, paths, cache), expected)
+    assert encoder.images_seen == 3  # rebuilt from the per-image entries
+    paths[2].write_bytes(_jpeg_bytes(10, size=40))  # a changed image: a new table, only its row recomputed
+    changed = images.cached_feature_table(encoder, key, paths, cache)
+    assert encoder.images_seen == 4 and not np.array_equal(changed[2], expected[2])
+    np.testing.assert_array_equal(changed[:2], expected[:2])
+    assert not [f for f in (cache / key / images.TABLE_FOLDER).iterdir() if f.name.startswith(".")]  # no leftovers
+    with pytest.raises(ValueError, match="cached_feature_table got no image paths"):
+        images.cached_feature_table(encoder, key, [], cache)
+
+
+def test_pixel_table_holds_load_pixels_rows(tmp_path):
+    paths = []
+    for index in range(3):
+        paths.append(tmp_path / f"img{index}.png" if index == 1 else tmp_path / f"img{index}.jpg")
+        paths[-1].write_bytes(_png_bytes(24) if index == 1 else _jpeg_bytes(index, size=40))
+    table = images.cached_pixel_table(paths, 16, tmp_path / "cache", batch_size=2)
+    assert isinstance(table, np.memmap) and table.shape == (3, 16, 16, 3) and table.dtype == np.uint8
+    np.testing.assert_array_equal(table, images.load_pixels(paths, 16))
+    assert images.cached_pixel_table(paths, 16, tmp_path / "cache").filename == table.filename
+
+
+def test_gather_rows_reads_arrays_in_the_graph_without_making_them_constants(tmp_path):
+    table = np.arange(1000 * 300, dtype=np.float32).reshape(1000, 300)  # 1.2 MB
+    np.save(tmp_path / "table.npy", table)
+    mapped = np.load(tmp_path / "table.npy", mmap_mode="r")
+    words = np.array([f"word {i}".encode() for i in range(1000)], object)
+
+    def gather(positions):
+        return tuple(images.gather_rows([mapped, words], positions))
+
+    dataset = tf.data.Dataset.range(1000).shuffle(1000, seed=1).batch(7).map(gather)
+    assert dataset.element_spec[0].shape.as_list() == [None, 300] and dataset.element_spec[1].dtype == tf.string
+    order = np.array(list(tf.data.Dataset.range(1000).shuffle(1000, seed=1).as_numpy_iterator()))
+    rows, strings = next(iter(dataset))
+    np.testing.assert_array_equal(rows.numpy(), table[order[:7]])
+    assert list(strings.numpy()) == list(words[order[:7]])
+    assert len(dataset._as_serialized_graph().numpy()) < 20_000  # the table is not in the graph
+    constant = tf.data.Dataset.range(1000).batch(7).map(lambda p: tf.gather(tf.constant(table), p))
+    assert len(constant._as_serialized_graph().numpy()) > table.nbytes  # what the test guards against
+
+
 def test_keras_application_encoder_loads_a_local_notop_weights_file(tmp_path, caplog):
     # Stands in for an ImageNet "*_notop" file: the backbone alone, as keras.applications builds it.
     backbone = keras.applications.MobileNetV3Small(

@@ -78,6 +78,49 @@ def test_answer_vocabulary_targets_and_prior():
     assert prior == {"how many": "1", "is the": "yes", "what is": "zebra"} and fallback == "1"
 
 
+def test_make_dataset_streams_a_memory_mapped_table_in_the_order_of_the_in_memory_pipeline(tmp_path):
+    import tensorflow as tf
+
+    generator = np.random.default_rng(0)
+    table = generator.standard_normal((100, 1024)).astype(np.float32)  # 400 kB
+    np.save(tmp_path / "table.npy", table)
+    mapped = np.load(tmp_path / "table.npy", mmap_mode="r")
+    rows = generator.integers(0, 100, size=300).astype(np.int32)
+    questions = [f"question {i}?" for i in range(300)]
+    indices = np.zeros((300, 3), np.int32)
+    indices[:, :2] = generator.choice(7, size=(300, 2), replace=True)
+    indices[:, 1] = (indices[:, 0] + 1) % 7  # two distinct answers, one unused slot (index 0, value 0)
+    values = np.tile(np.float32([0.75, 0.25, 0.0]), (300, 1))
+    encode = lambda q: {"question_tokens": tf.strings.length(q)[:, None]}  # noqa: E731 (any encoder will do)
+    made = {name: pipeline.make_dataset(t, rows, questions, (indices, values), 7, 32, True, 5, encode)
+            for name, t in (("memory", table), ("mapped", mapped))}  # fmt: skip
+    # The order of the pipeline before the table left the graph: examples shuffled, then batched.
+    before = tf.data.Dataset.from_tensor_slices(np.arange(300)).shuffle(300, seed=5).batch(32)
+    for _ in range(2):  # reshuffled each epoch, identically
+        for (memory_inputs, memory_targets), (inputs, targets), order in zip(made["memory"], made["mapped"], before):
+            order = order.numpy()
+            np.testing.assert_array_equal(inputs["image"].numpy(), table[rows[order]])
+            np.testing.assert_array_equal(inputs["image"].numpy(), memory_inputs["image"].numpy())
+            np.testing.assert_array_equal(inputs["question_tokens"].numpy(), memory_inputs["question_tokens"].numpy())
+            dense = np.zeros((len(order), 7), np.float32)
+            dense[np.arange(len(order)), indices[order, 0]] = 0.75
+            dense[np.arange(len(order)), indices[order, 1]] = 0.25
+            np.testing.assert_array_equal(targets.numpy(), dense)
+            np.testing.assert_array_equal(memory_targets.numpy(), dense)
+    assert len(made["mapped"]._as_serialized_graph().numpy()) < table.nbytes / 10  # no table, no questions
+
+
+def test_bench_input_pipeline_at_tiny_size(tmp_path):
+    result = run_cli("vqa", "bench", "--preset", "tiny", "--workdir", str(tmp_path), "--set", "bench_feature_dim=512")
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads((tmp_path / "bench.json").read_text())["figures"]["input_pipeline"]
+    assert (measured["questions"], measured["images"], measured["timed_examples"]) == (4437, 827, 20 * 32)
+    assert measured["full_size"] is False and measured["examples_per_second"] > 0
+    assert measured["memory_after_megabytes"]["peak_rss_megabytes"] > 0
+    assert measured["dataset_graph_bytes"] < measured["table_megabytes"] * 2**20 / 4
+    assert "input_pipeline.examples_per_second" in result.stdout
+
+
 def test_flat_scores_keep_the_official_numbers():
     official = {"overall": 50.0, "perAnswerType": {"yes/no": 80.0, "other": 10.0}, "perQuestionType": {"is": 80.0}}
     assert pipeline.flat_scores(official) == {"vqa_accuracy": 50.0, "vqa_accuracy_other": 10.0,
@@ -273,7 +316,9 @@ def test_real_coco_photos_in_process(shared_data, tmp_path):
     assert preprocessor.image_feature_dim == 32 and preprocessor.facts["encoder_pretraining"] is None
     model = task.build_model(data, preprocessor)
     train, _ = task.datasets(data, preprocessor)
-    assert len(list((tmp_path / "features").rglob("*.npy"))) == 8  # one cached feature file per photo
+    cached = list((tmp_path / "features").rglob("*.npy"))
+    tables = [f for f in cached if f.parent.name == common_images.TABLE_FOLDER]
+    assert len(cached) - len(tables) == 8 and len(tables) == 1  # one feature file per photo, one table of them
     model.fit(train, epochs=1, verbose=0, shuffle=False)  # silent: a smoke test; the dataset shuffles itself
     metrics = task.evaluate(model, data, preprocessor, tmp_path)
     assert 0.0 <= metrics["model"]["vqa_accuracy"] <= 100.0
@@ -300,7 +345,8 @@ def test_real_coco_photos_reader_cached_features_and_export(shared_data, tmp_pat
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads((workdir / "results.json").read_text())
     assert results["data"]["image_input"] == "cached" and sum(results["data"]["questions"].values()) == 24
-    assert len(list((workdir / "features").rglob("*.npy"))) == 8  # one cached feature file per photo
+    cached = [f for f in (workdir / "features").rglob("*.npy") if f.parent.name != "tables"]
+    assert len(cached) == 8  # one cached feature file per photo (and one table of them)
     photo = images / "000000092660.jpg"
     predicted = run_cli("vqa", "predict", "--model", str(workdir / "export"), str(photo), "what food is this?")
     assert predicted.returncode == 0, predicted.stderr[-2000:]

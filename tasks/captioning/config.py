@@ -43,6 +43,11 @@ class Config(BaseConfig):
     epochs: int = 12  # decoder epochs (validation loss flattens after about 10 on the synthetic default)
     batch_size: int = 64  # captions per step
     learning_rate: float = 2e-3  # Adam
+    # --- bench (`python run.py captioning bench`, tasks/captioning/bench.py) ---
+    bench_training: bool = True  # time a training step on cached features vs recomputing the CNN (fits a preprocessor)
+    bench_full_size: bool = True  # input pipeline on a COCO train-sized stand-in (118,287 x 5 captions); False: 1/100
+    bench_feature_dim: int = 2048  # width of the stand-in feature table (Inception-v3 / ResNet-50 pooled: 2,048)
+    bench_batches: int = 500  # input-pipeline batches timed after the first (which waits for the full shuffle buffer)
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         **BaseConfig.CHOICES,
@@ -58,6 +63,7 @@ class Config(BaseConfig):
             "max_caption_length": 12, "beam_width": 2, "epochs": 3, "batch_size": 32, "learning_rate": 1e-2,
             "grid_images": 4,
             "logged_examples": 2, "tensorboard": False, "meteor": False,
+            "bench_full_size": False, "bench_feature_dim": 32, "bench_batches": 20,
         },
         # Show and Tell on real data (COCO Karpathy split or Flickr8k): InceptionV3 at 299 px with
         # ImageNet weights given by --set encoder_weights=PATH, 512-wide embedding and LSTM, beam 3.
@@ -73,7 +79,7 @@ class Config(BaseConfig):
         super().__post_init__()
         for key in ("train_images", "validation_images", "test_images", "image_size", "embedding_dim", "lstm_units",
                     "max_caption_length", "beam_width", "max_objects", "min_count", "feature_batch_size",
-                    "encoder_feature_dim"):
+                    "encoder_feature_dim", "bench_feature_dim", "bench_batches"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be at least 1")
         if not 0.0 <= self.dropout < 1.0:

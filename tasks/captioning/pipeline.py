@@ -16,7 +16,8 @@ Right padding with 0 keeps the LSTM cuDNN-eligible.
 weights are given) and the most-frequent-caption baseline. Its ``encode`` (captions → token ids)
 feeds tf.data; ``encode_images`` (JPEG/PNG bytes → features) and ``decode`` (token ids → text) run
 inside the exported ``caption`` endpoint. Image features of the splits come from the same encoder
-through the on-disk cache (common.images.cached_features), so an epoch never runs the CNN.
+through the on-disk cache (common.images.cached_feature_table: one memory-mapped table per split), so an
+epoch never runs the CNN and the features never become a tf.data graph constant.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class CaptionData(TaskData):
     train: list[CaptionedImage]
     validation: list[CaptionedImage]
     test: list[CaptionedImage]
-    feature_cache: Path  # WORKDIR/cache/features: one .npy per (image file, encoder weights)
+    feature_cache: Path  # WORKDIR/cache/features: one .npy per (image file, encoder weights) + one table per split
 
 
 # --- tokenisation and the vocabulary ------------------------------------------------------------------
@@ -206,9 +207,10 @@ class Preprocessor(preprocessor.Preprocessor):
         return tokens_to_strings(tokens, tf.constant(self.vocabulary.words))
 
     def features(self, records: Sequence[CaptionedImage], cache_dir: Path, batch_size: int) -> np.ndarray:
-        """float32 [N, D] encoder features of the records' images, through the on-disk cache."""
-        return image_utils.cached_features(self.encoder, self.encoder_key, [r.path for r in records], cache_dir,
-                                           batch_size)
+        """float32 [N, D] encoder features of the records' images, memory-mapped read-only from the on-disk
+        feature table of these images (common.images.cached_feature_table): nothing dataset-sized is loaded."""
+        return image_utils.cached_feature_table(self.encoder, self.encoder_key, [r.path for r in records], cache_dir,
+                                                batch_size)
 
 
 def _fit_encoder(config, records: Sequence[CaptionedImage], vocabulary: Vocabulary) -> tuple[keras.Model, dict]:
@@ -264,18 +266,25 @@ def caption_dataset(
 ) -> tf.data.Dataset:
     """One example per (image, caption) pair; image features are gathered by index, not copied.
 
-    features: float32 [N_images, D]; captions_per_image[i]: the references of image i.
+    features: float32 [N_images, D], in memory or memory-mapped (``Preprocessor.features``);
+    captions_per_image[i]: the references of image i.
     Yields ({"image_features": [B, D], "caption_tokens": [B, T]}, next_tokens [B, T]).
+
+    The dataset runs over example positions only; each batch's features and caption strings are read
+    from the NumPy arrays (common.images.gather_rows), so neither the feature table nor the captions
+    become constants of the tf.data graph (COCO train: 0.97 GB of features, 591,435 captions). Shuffling
+    positions draws the same order as shuffling the (image, caption) pairs themselves did.
     """
     image_index = np.array([i for i, captions in enumerate(captions_per_image) for _ in captions], np.int32)
-    flat = [caption for captions in captions_per_image for caption in captions]
-    feature_table = tf.constant(features, tf.float32)
+    flat = np.array([caption.encode("utf-8") for captions in captions_per_image for caption in captions], object)
 
-    def encode(index, captions):
+    def encode(positions):
+        rows, captions = image_utils.gather_rows([image_index, flat], positions)
+        (image_features,) = image_utils.gather_rows([features], rows)
         inputs, targets = preprocessor.encode(captions)
-        return {"image_features": tf.gather(feature_table, index), "caption_tokens": inputs}, targets
+        return {"image_features": tf.cast(image_features, tf.float32), "caption_tokens": inputs}, targets
 
-    dataset = tf.data.Dataset.from_tensor_slices((image_index, tf.constant(flat, tf.string)))
+    dataset = tf.data.Dataset.range(len(flat))
     if shuffle:
         dataset = dataset.shuffle(buffer_size=len(flat), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).map(encode, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

@@ -49,6 +49,10 @@ class Config(BaseConfig):
     learning_rate: float = 1e-3
     early_stopping_patience: int = 5
     logged_examples: int = 6  # test questions whose (question, human answers, prediction) evaluation logs
+    # --- bench (`python run.py vqa bench`: the input pipeline alone, tasks/vqa/bench.py) ---------------
+    bench_full_size: bool = True  # a VQA v2 train-sized stand-in (443,757 questions, 82,783 images); False: 1/100
+    bench_feature_dim: int = 2048  # width of the stand-in feature table (ResNet-50 pooled features: 2,048)
+    bench_batches: int = 500  # batches timed after the first (which waits for the full shuffle buffer)
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         **BaseConfig.CHOICES,
@@ -62,6 +66,7 @@ class Config(BaseConfig):
             "train_images": 60, "test_images": 20, "questions_per_image": 3, "image_size": 32,
             "encoder_feature_dim": 32, "embedding_dim": 16, "lstm_units": 16, "common_dim": 32,
             "hidden_units": 32, "epochs": 2, "batch_size": 32, "encoder_pretrain_epochs": 1, "tensorboard": False,
+            "bench_full_size": False, "bench_feature_dim": 32, "bench_batches": 20,
         },
         # VQA_LSTM_CNN (Antol et al. 2015 / the authors' Torch code) on real VQA v2 with cached CNN features:
         # 2x512 LSTM, 200-d words, 1024 common space, 1000 hidden, top-1000 answers, RMSprop 3e-4, batch 500.
@@ -84,7 +89,7 @@ class Config(BaseConfig):
             )
         for key in ("max_answers", "max_question_length", "train_images", "test_images", "questions_per_image",
                     "max_objects", "embedding_dim", "lstm_units", "lstm_layers", "common_dim", "hidden_units",
-                    "encoder_feature_dim"):  # fmt: skip
+                    "encoder_feature_dim", "bench_feature_dim", "bench_batches"):  # fmt: skip
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be at least 1")
         if self.max_answers < 2:

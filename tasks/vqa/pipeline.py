@@ -6,9 +6,9 @@ pretrained on the training scenes) is fitted on the training split only, in ``Pr
 input to model input: tf.data calls it on batches of question strings, the ``answer`` endpoint on
 the strings and decoded JPEGs it receives. The image half of ``encode`` (the frozen encoder on
 decoded pixels) runs once per image ahead of training and its features are cached on disk
-(common.images.cached_features, keyed by the encoder's weights fingerprint). Images are stored once
-per image in a table and gathered per question inside the tf.data map, so five questions about one
-scene do not hold five copies of it.
+(common.images.cached_feature_table, keyed by the encoder's weights fingerprint). Images are stored once
+per image in a memory-mapped table and gathered per batch inside the tf.data map, so five questions
+about one scene do not hold five copies of it, and no table becomes a graph constant.
 """
 
 from __future__ import annotations
@@ -266,14 +266,31 @@ class Preprocessor(preprocessor_base.Preprocessor):
 
     def image_inputs(self, paths: Sequence[Path], cache_dir: Path) -> np.ndarray:
         """The image half of ``encode`` for a table of image files, done once: cached features
-        [N, D] float32 (cache keyed by the encoder's weights) or, end to end, pixels [N, S, S, 3] uint8."""
+        [N, D] float32 (cache keyed by the encoder's weights) or, end to end, pixels [N, S, S, 3] uint8.
+        Either table is memory-mapped read-only from one file under ``cache_dir``, written on first use."""
         if self.encoder is None:
-            return common_images.load_pixels(paths, self.image_size)
+            return common_images.cached_pixel_table(paths, self.image_size, cache_dir)
         key = f"{self.settings['encoder']}-{self.image_size}-{common_images.weights_fingerprint(self.encoder)}"
-        return common_images.cached_features(self.encoder, key, paths, cache_dir, batch_size=32)
+        return common_images.cached_feature_table(self.encoder, key, paths, cache_dir, batch_size=32)
 
 
 # --- tf.data ---------------------------------------------------------------------------------------------
+
+
+def split_dataset(data, records: Sequence[VQARecord], preprocessor: Preprocessor, config, shuffle: bool,
+                  training: bool) -> tf.data.Dataset:
+    """``records_dataset`` of ``records`` (a split of ``data``, a tasks.vqa.task.VQAData).
+
+    One table over every split's images, as the features were first cached: later calls only open it."""
+    paths, rows = image_table(data.train + data.validation + data.test)
+    table = preprocessor.image_inputs(paths, data.feature_cache_dir)
+    return records_dataset(records, table, rows, preprocessor, config, shuffle, training)
+
+
+def train_and_validation(data, preprocessor: Preprocessor, config) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The task's ``datasets``: the training split shuffled, the validation split in order."""
+    return (split_dataset(data, data.train, preprocessor, config, shuffle=True, training=True),
+            split_dataset(data, data.validation, preprocessor, config, shuffle=False, training=True))  # fmt: skip
 
 
 def records_dataset(records: Sequence[VQARecord], table: np.ndarray, rows: dict[Path, int],
@@ -305,27 +322,32 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of ({"image": [B, ...], "question_tokens": [B, L]}, targets [B, K] float32).
 
-    table: [images, S, S, 3] uint8 pixels or [images, D] float32 features; image_rows: [N] row of
-    each question's image; targets: the sparse (indices, values) of ``answer_targets``, scattered per
-    example; encode: ``Preprocessor.encode`` (applied to each batch of question strings).
+    table: [images, S, S, 3] uint8 pixels or [images, D] float32 features, in memory or memory-mapped;
+    image_rows: [N] row of each question's image; targets: the sparse (indices, values) of
+    ``answer_targets``, made dense per batch; encode: ``Preprocessor.encode`` (applied to each batch of
+    question strings).
+
+    The dataset runs over question positions only; each batch's rows, questions and targets are read
+    from the NumPy arrays (common.images.gather_rows), so nothing dataset-sized is a constant of the
+    tf.data graph (VQA v2 train: 82,783 images x 2,048 floats, 443,757 questions). Shuffling positions
+    draws the same order as shuffling the examples themselves did.
     """
-    table_tensor = tf.constant(table)
+    image_rows = np.asarray(image_rows, np.int32)
+    question_bytes = np.array([question.encode("utf-8") for question in questions], object)
+    indices, values = (np.asarray(targets[0], np.int32), np.asarray(targets[1], np.float32))
 
-    def to_example(inputs, sparse):
-        row, question = inputs
-        indices, values = sparse
-        image = tf.cast(tf.gather(table_tensor, row), tf.float32)
-        dense = tf.scatter_nd(indices[:, None], values, [num_answers])  # repeated index 0 with value 0 adds nothing
-        return (image, question), dense
+    def load(positions):
+        rows, question, target_indices, target_values = common_images.gather_rows(
+            [image_rows, question_bytes, indices, values], positions)  # fmt: skip
+        (image,) = common_images.gather_rows([table], rows)
+        # Sparse [B, W] → dense [B, K]; a repeated index 0 with value 0 (unused slots) adds nothing.
+        count = tf.shape(target_indices)[0]
+        example = tf.broadcast_to(tf.range(count)[:, None], tf.shape(target_indices))
+        dense = tf.scatter_nd(tf.stack([example, target_indices], axis=-1), target_values, [count, num_answers])
+        inputs = {"image": tf.cast(image, tf.float32), "question_tokens": encode(question)["question_tokens"]}
+        return inputs, dense
 
-    def encode_batch(inputs, dense):
-        image, question = inputs
-        return {"image": image, "question_tokens": encode(question)["question_tokens"]}, dense
-
-    dataset = tf.data.Dataset.from_tensor_slices(
-        ((np.asarray(image_rows, np.int32), tf.constant(list(questions), tf.string)), targets)
-    )
+    dataset = tf.data.Dataset.range(len(image_rows))
     if shuffle:
         dataset = dataset.shuffle(buffer_size=max(len(image_rows), 1), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(to_example, num_parallel_calls=AUTOTUNE).batch(batch_size)
-    return dataset.map(encode_batch, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return dataset.batch(batch_size).map(load, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

@@ -8,6 +8,7 @@
         --set encoder=small_cnn       # real COCO photos, a smoke test
     python run.py vqa predict --model runs/vqa/export IMAGE.jpg "how many circles are there?" [IMAGE QUESTION ...]
     python run.py vqa score --questions Q.json --annotations A.json --predictions RESULTS.json
+    python run.py vqa bench           # the input pipeline alone on a VQA v2-sized stand-in: examples/s, peak RSS
 
 Data (data/vqa.py): VQA v2/v1 questions + annotations JSON and COCO images, or without --data-dir the
 seeded shape scenes of data/synthetic/questions.py in the same format under WORKDIR/data. Two splits
@@ -111,15 +112,8 @@ class VQATask(Task):
         return VQAData(train=train, validation=validation, test=test, test_files=test_files, scenes=scenes,
                        feature_cache_dir=cache, info=info)  # fmt: skip
 
-    def _dataset(self, data: VQAData, preprocessor, records: list, shuffle: bool, training: bool):
-        # One table over every split's images, as the features were first cached: later calls only read.
-        paths, rows = pipeline.image_table(data.train + data.validation + data.test)
-        table = preprocessor.image_inputs(paths, data.feature_cache_dir)
-        return pipeline.records_dataset(records, table, rows, preprocessor, self.config, shuffle, training)
-
     def datasets(self, data: VQAData, preprocessor):
-        return (self._dataset(data, preprocessor, data.train, shuffle=True, training=True),
-                self._dataset(data, preprocessor, data.validation, shuffle=False, training=True))  # fmt: skip
+        return pipeline.train_and_validation(data, preprocessor, self.config)
 
     # --- model --------------------------------------------------------------------------------------
     def build_model(self, data: VQAData, preprocessor):
@@ -146,7 +140,7 @@ class VQATask(Task):
         from common import report
         from common.io import atomic_write_json
         records = data.test
-        dataset = self._dataset(data, preprocessor, records, shuffle=False, training=False)
+        dataset = pipeline.split_dataset(data, records, preprocessor, self.config, shuffle=False, training=False)
         probabilities = model.predict(dataset.map(lambda inputs, targets: inputs), verbose=0)  # quiet: one pass
         predicted = [preprocessor.answers[k] for k in np.argmax(probabilities, axis=-1)]
         results_path = Path(workdir) / f"vqa_{data.test_files['split'].split()[0]}_{RESULTS_SUFFIX}"
@@ -245,6 +239,12 @@ class VQATask(Task):
         except vqa_metric.QuestionIdMismatch as error:
             hint = " (or pass --allow-missing to score partial results)" if error.missing else ""
             raise TaskError(f"--predictions {predictions_path}: {error}{hint}") from None
+
+    def bench(self, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
+        """The input pipeline alone on a VQA v2-sized stand-in (tasks/vqa/bench.py)."""
+        from tasks.vqa import bench
+
+        return bench.run(self, workdir)
 
 
 TASK = VQATask
