@@ -1,11 +1,13 @@
 """Captioning data folders: which format a folder holds, and its train / validation / test records.
 
-Three real formats are read (each by its own reader, all giving :class:`CaptionedImage` records):
+Four real formats are read (each by its own reader, all giving :class:`CaptionedImage` records):
 
   * COCO: ``annotations/captions_{train,val}20XX.json`` + ``train20XX/`` ``val20XX/`` image folders
     (the val file is split in half into validation and test unless ``captions_test*.json`` exists);
   * Karpathy split: a ``dataset_*.json`` in the folder, images under ``<folder>/<filepath>/<filename>``;
-  * Flickr8k: ``Flickr8k.token.txt`` + ``Flickr_8k.{train,dev,test}Images.txt`` + the image folder.
+  * Flickr8k: ``Flickr8k.token.txt`` + ``Flickr_8k.{train,dev,test}Images.txt`` + the image folder;
+  * tensorflow-datasets ``coco_captions/2014`` (Karpathy's splits) in a local tfds data dir: its JPEG
+    bytes are written once to ``image_folder`` (data/tfds_sources.py), since the pipeline reads files.
 
 The synthetic default (data/synthetic/captions.py) writes one dataset in all three formats;
 ``read_synthetic`` reads it with the COCO reader and proves that the other two readers agree.
@@ -22,7 +24,8 @@ from data.flickr8k import TOKEN_FILE, read_flickr8k
 from data.karpathy import read_karpathy_split
 
 SPLITS = ("train", "validation", "test")
-FORMATS = ("coco", "flickr8k", "karpathy")
+TFDS = "tfds_coco_captions"
+FORMATS = ("coco", "flickr8k", "karpathy", TFDS)
 
 Splits = dict[str, list[CaptionedImage]]
 
@@ -67,21 +70,30 @@ def coco_splits(folder: Path, require_images: bool = True) -> Splits:
 
 
 def detect_format(folder: Path) -> str:
-    """"karpathy", "flickr8k" or "coco", from the files in ``folder`` (in that order of precedence)."""
+    """"karpathy", "flickr8k", "coco" or TFDS, from the files in ``folder`` (in that order of precedence)."""
+    from data import tfds_sources
+
     if sorted(folder.glob("dataset_*.json")):
         return "karpathy"
     if (folder / TOKEN_FILE).is_file():
         return "flickr8k"
     if sorted((folder / "annotations").glob("captions_*.json")):
         return "coco"
+    if tfds_sources.find(folder, ("coco_captions",)):
+        return TFDS
     raise DataError(
         f"--data-dir {str(folder)!r}: no captioning data recognised; expected a Karpathy dataset_*.json, "
-        f"a Flickr8k {TOKEN_FILE}, or COCO annotations/captions_*.json"
+        f"a Flickr8k {TOKEN_FILE}, COCO annotations/captions_*.json, or a tensorflow-datasets data dir with "
+        "coco_captions/2014/VERSION/dataset_info.json"
     )
 
 
-def read_splits(folder: str | os.PathLike, dataset: str = "auto", require_images: bool = True) -> tuple[str, Splits]:
-    """(format, {split: records}) of a real or synthetic data folder; ``dataset`` = "auto" or one of FORMATS."""
+def read_splits(folder: str | os.PathLike, dataset: str = "auto", require_images: bool = True,
+                image_folder: str | os.PathLike | None = None) -> tuple[str, Splits]:
+    """(format, {split: records}) of a real or synthetic data folder; ``dataset`` = "auto" or one of FORMATS.
+
+    ``image_folder``: where a tfds dataset's images are written (default ``folder/tfds_images``).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"--data-dir {str(folder)!r} is not a folder; the captioning readers take a folder")
@@ -95,6 +107,10 @@ def read_splits(folder: str | os.PathLike, dataset: str = "auto", require_images
         return kind, read_karpathy_split(split_files[0], folder, require_images)
     if kind == "flickr8k":
         return kind, read_flickr8k(folder, require_images=require_images)
+    if kind == TFDS:
+        from data import tfds_sources
+
+        return kind, tfds_sources.read_coco_captions(folder, image_folder or folder / "tfds_images")
     return "coco", coco_splits(folder, require_images)
 
 

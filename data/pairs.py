@@ -13,16 +13,25 @@ Explicit policies, counted in the returned statistics:
 - an exact duplicate of an earlier (source, target) pair is dropped (``duplicates``);
 - the same source with different targets is kept: several references of one source sentence.
 
-A folder may be given instead of a file: the one ``*.txt`` pair file in it is read. Reading a
-tensorflow-datasets data folder (optional in the issue) is not implemented yet.
+A folder may be given instead of a file: the one ``*.txt`` pair file in it is read.
+
+``read_corpus`` is the translation task's one entry point: it recognises a tab-separated file (this
+module), a folder of line-aligned parallel files (``train.en`` + ``train.fr``, data/parallel_files.py)
+or a tensorflow-datasets data dir (``ted_hrlr_translate``, ``wmt14_translate``, data/tfds_sources.py),
+and returns a :class:`Corpus`: the training pairs and, where the source defines them, its official
+validation and test pairs. ``complete_splits`` holds out by source sentence whatever split is missing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
+from typing import Any, Iterable, Sequence, TypeVar
 
 from data import DataError
+
+Item = TypeVar("Item")
 
 DIRECTIONS = ("first-to-second", "second-to-first")
 
@@ -130,8 +139,6 @@ def split_by_source(
     All pairs of one source sentence (compared case-insensitively) land in the same split, so no
     validation or test source is seen in training. Each split keeps the file's order.
     """
-    import random
-
     keys = sorted({pair.source.casefold() for pair in pairs})
     random.Random(seed).shuffle(keys)
     test_count = max(1, round(len(keys) * test_fraction))
@@ -155,3 +162,155 @@ def group_references(pairs: list[Pair]) -> tuple[list[str], list[list[str]]]:
     for pair in pairs:
         references.setdefault(pair.source, []).append(pair.target)
     return list(references), list(references.values())
+
+
+# --- every translation source: a Corpus with the source's own splits ---------------------------------
+
+
+@dataclasses.dataclass
+class Corpus:
+    """Sentence pairs of one source. ``splits`` holds "train" always, and "validation" / "test" where
+    the source defines them (official splits); ``complete_splits`` supplies the missing ones."""
+
+    splits: dict[str, list[Pair]]
+    path: str  # the file or folder read
+    format: str  # "tab-separated pairs" | "parallel files" | "tfds NAME/CONFIG/VERSION"
+    languages: tuple[str, str] | None  # (source, target) codes; None where the files do not name them
+    statistics: dict[str, Any]  # reading statistics: the file's, or one dict per split read
+
+
+@dataclasses.dataclass
+class Splits:
+    train: list[Pair]
+    validation: list[Pair]
+    test: list[Pair]
+    facts: dict[str, Any]  # where each held-out split came from, and how many test sources training saw
+
+
+def read_corpus(path: Path, *, direction: str = "first-to-second", source_language: str | None = None,
+                target_language: str | None = None, validation_set: str | None = None, test_set: str | None = None,
+                tfds_dataset: str | None = None, max_pairs: int | None = None, seed: int = 0) -> Corpus:
+    """The translation source at ``path``, recognised from its files (see the module docstring).
+
+    ``max_pairs`` caps the training pairs (a seeded choice, made before any split is held out of them);
+    official validation and test splits are always read whole.
+    """
+    from data import parallel_files, tfds_sources
+
+    path = Path(path)
+    if direction not in DIRECTIONS:
+        raise DataError(f"direction={direction!r}; expected one of {list(DIRECTIONS)}")
+    if path.is_dir() and tfds_sources.find(path, tfds_sources.TRANSLATION_DATASETS):
+        kind = "tfds"
+    elif path.is_dir() and parallel_files.is_parallel_folder(path):
+        kind = "parallel"
+    else:
+        kind = "tab"
+    # A setting that does not apply to the source found would be silently ignored: say so instead.
+    inapplicable = {"tab": {"source_language": source_language, "target_language": target_language,
+                            "validation_set": validation_set, "test_set": test_set, "tfds_dataset": tfds_dataset},
+                    "parallel": {"tfds_dataset": tfds_dataset},
+                    "tfds": {"validation_set": validation_set, "test_set": test_set}}[kind]
+    given = sorted(key for key, value in inapplicable.items() if value is not None)
+    if given:
+        found = {"tab": "a tab-separated pair file", "parallel": "line-aligned parallel files",
+                 "tfds": "a tensorflow-datasets data dir"}[kind]
+        raise DataError(f"{path}: holds {found}, to which {given} do not apply; unset them, or point --data-dir "
+                        "at the source they are meant for")
+    if kind == "tfds":
+        return tfds_sources.read_translation(path, tfds_dataset, direction=direction, source_language=source_language,
+                                             target_language=target_language, max_pairs=max_pairs, seed=seed)
+    if kind == "parallel":
+        return parallel_files.read_parallel_folder(path, direction=direction, source_language=source_language,
+                                                   target_language=target_language, validation_set=validation_set,
+                                                   test_set=test_set, max_pairs=max_pairs, seed=seed)
+    pair_file = read_pairs(path, direction)
+    records = pair_file.pairs
+    if max_pairs is not None and len(records) > max_pairs:
+        chosen = sorted(random.Random(seed).sample(range(len(records)), max_pairs))
+        records = [records[i] for i in chosen]
+    return Corpus(splits={"train": records}, path=pair_file.path, format="tab-separated pairs", languages=None,
+                  statistics=pair_file.statistics)
+
+
+def pick_languages(available: Sequence[str], source: str | None, target: str | None, direction: str,
+                   where: str) -> tuple[str, str]:
+    """(source, target) among the language codes ``available``, in the order the data gives them.
+
+    An unset language is "the other one": with neither set, the data must hold exactly two
+    languages, and ``direction`` says whether the first or the second is the source.
+    """
+    available = list(available)
+    for name, value in (("source_language", source), ("target_language", target)):
+        if value is not None and value not in available:
+            raise DataError(f"{where}: {name}={value!r}, but the languages present are {available}; "
+                            "expected one of them")
+    if source is not None and source == target:
+        raise DataError(f"{where}: source_language and target_language are both {source!r}; expected two "
+                        "different languages")
+    if source is not None and target is not None:
+        return source, target
+    others = [language for language in available if language not in (source, target)]
+    if source is None and target is None:
+        if len(available) != 2:
+            raise DataError(f"{where}: holds {len(available)} languages {available}; choose the pair with "
+                            "--set source_language=CODE --set target_language=CODE")
+        first, second = available
+        return (first, second) if direction == "first-to-second" else (second, first)
+    if len(others) != 1:
+        missing = "target_language" if target is None else "source_language"
+        raise DataError(f"{where}: holds the languages {available}; with {len(others)} candidates left, "
+                        f"set {missing} too")
+    return (source, others[0]) if target is None else (others[0], target)
+
+
+def reservoir_sample(items: Iterable[Item], limit: int | None, seed: int) -> list[Item]:
+    """At most ``limit`` items, a seeded uniform choice made in one pass (memory for ``limit`` items
+    only: WMT14 fr-en has 40 million pairs), in their original order. ``limit`` None = all."""
+    if limit is None:
+        return list(items)
+    generator = random.Random(seed)
+    chosen: list[tuple[int, Item]] = []
+    for index, item in enumerate(items):
+        if index < limit:
+            chosen.append((index, item))
+        else:  # Algorithm R: item i replaces a random slot with probability limit / (i + 1)
+            slot = generator.randrange(index + 1)
+            if slot < limit:
+                chosen[slot] = (index, item)
+    chosen.sort(key=lambda entry: entry[0])
+    return [item for _, item in chosen]
+
+
+def hold_out_by_source(pairs: list[Pair], fraction: float, seed: int, what: str) -> tuple[list[Pair], list[Pair]]:
+    """(kept, held out): a seeded ``fraction`` of the distinct sources (case-insensitive) with all their pairs."""
+    keys = sorted({pair.source.casefold() for pair in pairs})
+    random.Random(seed).shuffle(keys)
+    count = max(1, round(len(keys) * fraction))
+    if count >= len(keys):
+        raise DataError(f"Only {len(keys)} distinct source sentences in the training split: too few to hold "
+                        f"{count} out as the {what} split and train on the rest")
+    held = set(keys[:count])
+    return ([pair for pair in pairs if pair.source.casefold() not in held],
+            [pair for pair in pairs if pair.source.casefold() in held])
+
+
+def complete_splits(corpus: Corpus, validation_fraction: float, test_fraction: float, seed: int) -> Splits:
+    """Train / validation / test: the source's official splits where it has them; a missing split is held
+    out of the training pairs by source sentence (``split_by_source`` when both are missing)."""
+    train = corpus.splits["train"]
+    validation, test = corpus.splits.get("validation"), corpus.splits.get("test")
+    held = "held out of train by source sentence"
+    origin = {"validation": "official" if validation is not None else held,
+              "test": "official" if test is not None else held}
+    if validation is None and test is None:
+        train, validation, test = split_by_source(train, validation_fraction, test_fraction, seed)
+    elif validation is None:
+        train, validation = hold_out_by_source(train, validation_fraction, seed, "validation")
+    elif test is None:
+        train, test = hold_out_by_source(train, test_fraction, seed, "test")
+    facts: dict[str, Any] = {"splits_from": origin}
+    if origin["test"] == "official":  # official test sets may repeat training sentences: say how many
+        seen = {pair.source.casefold() for pair in train}
+        facts["test_sources_seen_in_training"] = len({p.source for p in test if p.source.casefold() in seen})
+    return Splits(train=train, validation=validation, test=test, facts=facts)

@@ -97,6 +97,170 @@ def test_split_keeps_every_source_sentence_in_one_split_and_is_seeded():
         pair_reader.split_by_source(pairs[:2], 0.1, 0.2, seed=3)
 
 
+# --- line-aligned parallel files (data/parallel_files.py) and read_corpus -----------------------------
+def parallel_folder(folder: Path, sets: dict[str, dict[str, list[str]]]) -> Path:
+    """Writes ``{set: {language: lines}}`` as ``set.language`` files (``.gz`` when the set name ends with it)."""
+    import gzip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, languages in sets.items():
+        for language, lines in languages.items():
+            content = "".join(f"{line}\n" for line in lines).encode("utf-8")
+            if name.endswith(".gz"):
+                (folder / f"{name[:-3]}.{language}.gz").write_bytes(gzip.compress(content))
+            else:
+                (folder / f"{name}.{language}").write_bytes(content)
+    return folder
+
+
+def multi30k(folder: Path) -> Path:
+    """The Multi30k layout: train/val/test in en, fr and de (test gzipped, as in its repository)."""
+    english = [f"a dog number {i} runs." for i in range(20)]
+    return parallel_folder(folder, {
+        "train": {"en": english, "fr": [f"un chien numéro {i} court." for i in range(20)],
+                  "de": [f"ein Hund Nummer {i} läuft." for i in range(20)]},
+        "val": {"en": ["a cat sleeps.", "two cats sleep."], "fr": ["un chat dort.", "deux chats dorment."],
+                "de": ["eine Katze schläft.", "zwei Katzen schlafen."]},
+        "test_2016_flickr.gz": {"en": ["a bird sings.", "a dog number 3 runs."],
+                                "fr": ["un oiseau chante.", "un chien numéro 3 court."],
+                                "de": ["ein Vogel singt.", "ein Hund Nummer 3 läuft."]},
+        "README": {"md": ["not a language"]},
+    })
+
+
+def test_parallel_folder_uses_its_official_splits_and_the_chosen_languages(tmp_path):
+    folder = multi30k(tmp_path / "multi30k")
+    with pytest.raises(DataError, match=r"holds 3 languages \['de', 'en', 'fr'\]; choose the pair"):
+        pair_reader.read_corpus(folder)
+    corpus = pair_reader.read_corpus(folder, source_language="en", target_language="fr")
+    assert corpus.format == "parallel files" and corpus.languages == ("en", "fr")
+    assert corpus.splits["train"][0] == pair_reader.Pair("a dog number 0 runs.", "un chien numéro 0 court.")
+    assert [p.target for p in corpus.splits["validation"]] == ["un chat dort.", "deux chats dorment."]
+    assert corpus.splits["test"][0] == pair_reader.Pair("a bird sings.", "un oiseau chante.")
+    assert corpus.statistics["test"] == {"files": ["test_2016_flickr.en.gz", "test_2016_flickr.fr.gz"], "lines": 2,
+                                         "blank_lines": 0, "pairs": 2}
+    splits = pair_reader.complete_splits(corpus, 0.1, 0.1, seed=0)
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (20, 2, 2)
+    # Official splits are read as published; the report says how many test sources training saw.
+    assert splits.facts == {"splits_from": {"validation": "official", "test": "official"},
+                            "test_sources_seen_in_training": 1}
+    # One language given: the other is the only one left only when two are present.
+    with pytest.raises(DataError, match="with 2 candidates left, set target_language too"):
+        pair_reader.read_corpus(folder, source_language="de")
+    two = parallel_folder(tmp_path / "two", {"train": {"fr": ["a", "b", "c"], "en": ["x", "y", "z"]}})
+    assert pair_reader.read_corpus(two).languages == ("en", "fr")  # alphabetical: first-to-second = en → fr
+    assert pair_reader.read_corpus(two, direction="second-to-first").languages == ("fr", "en")
+    assert pair_reader.read_corpus(two, target_language="en").languages == ("fr", "en")
+    with pytest.raises(DataError, match="source_language='es', but the languages present are \['en', 'fr'\]"):
+        pair_reader.read_corpus(two, source_language="es")
+
+
+def test_parallel_files_hold_out_what_the_folder_lacks_and_need_a_choice_between_test_sets(tmp_path):
+    english = [f"sentence {i}." for i in range(40)]
+    french = [f"phrase {i}." for i in range(40)]
+    folder = parallel_folder(tmp_path / "wmt", {
+        "train": {"en": english, "fr": french},
+        "newstest2013": {"en": ["news 13."], "fr": ["nouvelles 13."]},
+        "newstest2014": {"en": ["news 14."], "fr": ["nouvelles 14."]},
+    })
+    with pytest.raises(DataError, match=r"several test sets \['newstest2013', 'newstest2014'\] .* --set test_set=NAME"):
+        pair_reader.read_corpus(folder)
+    corpus = pair_reader.read_corpus(folder, validation_set="newstest2013", test_set="newstest2014")
+    assert corpus.splits["validation"][0].source == "news 13." and corpus.splits["test"][0].source == "news 14."
+    corpus = pair_reader.read_corpus(folder, test_set="newstest2014")  # no validation set left: held out of train
+    splits = pair_reader.complete_splits(corpus, 0.25, 0.1, seed=1)
+    assert splits.facts["splits_from"] == {"validation": "held out of train by source sentence", "test": "official"}
+    assert len(splits.validation) == 10 and len(splits.train) == 30
+    assert not {p.source for p in splits.train} & {p.source for p in splits.validation}
+    with pytest.raises(DataError, match="test_set='newstest2099', but the sets in both 'en' and 'fr' are"):
+        pair_reader.read_corpus(folder, test_set="newstest2099")
+    # Only a training set: the tab-file policy, split by source.
+    only = pair_reader.read_corpus(parallel_folder(tmp_path / "only", {"train": {"en": english, "fr": french}}))
+    assert pair_reader.complete_splits(only, 0.1, 0.1, seed=0).facts["splits_from"]["test"].startswith("held out")
+    # max_pairs: a seeded choice among the training pairs, in file order; official sets untouched.
+    capped = pair_reader.read_corpus(folder, test_set="newstest2014", max_pairs=7, seed=2)
+    numbers = [int(p.source.split()[1].rstrip(".")) for p in capped.splits["train"]]
+    assert len(numbers) == 7 and numbers == sorted(numbers) and len(capped.splits["test"]) == 1
+    assert capped.splits == pair_reader.read_corpus(folder, test_set="newstest2014", max_pairs=7, seed=2).splits
+
+
+def test_parallel_files_must_stay_line_aligned(tmp_path):
+    folder = parallel_folder(tmp_path / "short", {"train": {"en": ["a", "b", "c"], "fr": ["x", "y"]}})
+    with pytest.raises(DataError, match=r"train.en has 3 lines but .*train.fr has 2; expected the same number"):
+        pair_reader.read_corpus(folder)
+    folder = parallel_folder(tmp_path / "long", {"train": {"en": ["a"], "fr": ["x", "y", "z", "w"]}})
+    with pytest.raises(DataError, match=r"train.en has 1 lines but .*train.fr has 4"):
+        pair_reader.read_corpus(folder)
+    folder = parallel_folder(tmp_path / "blank", {"train": {"en": ["a", "", "c", " "], "fr": ["x", "", "", ""]}})
+    with pytest.raises(DataError, match=r"train.fr:3: blank line, but line 3 of .*train.en is 'c'"):
+        pair_reader.read_corpus(folder)
+    # Blank on both sides is skipped; U+2028 / U+0085 inside a sentence do not end its line (str.splitlines
+    # would split there and shift every later pair); a CRLF file reads like an LF one.
+    folder = tmp_path / "ok"
+    folder.mkdir()
+    write(folder / "train.en", "one\u2028still one\r\n\r\ntwo\x85too\r\nthree\n")
+    write(folder / "train.fr", "un\n\ndeux\ntrois\n")
+    corpus = pair_reader.read_corpus(folder)
+    assert [(p.source, p.target) for p in corpus.splits["train"]] == [
+        ("one\u2028still one", "un"), ("two\x85too", "deux"), ("three", "trois")]
+    assert corpus.statistics["train"]["blank_lines"] == 1
+    write(folder / "train.fr", "un\n\nd\xe9ux\ntrois\n", encoding="latin-1")
+    with pytest.raises(DataError, match="not UTF-8"):
+        pair_reader.read_corpus(folder)
+    (folder / "train.fr.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="both train.fr and train.fr.gz hold set 'train'"):
+        pair_reader.read_corpus(folder)
+    (folder / "train.fr").unlink()
+    with pytest.raises(DataError, match="unreadable"):
+        pair_reader.read_corpus(folder)
+
+
+def test_read_corpus_keeps_the_tab_file_path_and_refuses_settings_that_do_not_apply(tmp_path):
+    file = parallel.write(tmp_path, 120, seed=4)
+    corpus = pair_reader.read_corpus(file, max_pairs=90, seed=4)
+    # Exactly what the task did before read_corpus existed: read, seeded sample, split by source.
+    import random
+
+    pairs = pair_reader.read_pairs(file).pairs
+    before = [pairs[i] for i in sorted(random.Random(4).sample(range(len(pairs)), 90))]
+    assert corpus.splits == {"train": before} and corpus.languages is None
+    splits = pair_reader.complete_splits(corpus, 0.1, 0.1, seed=4)
+    assert (splits.train, splits.validation, splits.test) == pair_reader.split_by_source(before, 0.1, 0.1, 4)
+    assert "test_sources_seen_in_training" not in splits.facts
+    with pytest.raises(DataError, match=r"tab-separated pair file, to which \['source_language', 'test_set'\]"):
+        pair_reader.read_corpus(file, source_language="en", test_set="test")
+    folder = parallel_folder(tmp_path / "parallel", {"train": {"en": ["a", "b"], "fr": ["x", "y"]}})
+    with pytest.raises(DataError, match=r"parallel files, to which \['tfds_dataset'\] do not apply"):
+        pair_reader.read_corpus(folder, tfds_dataset="wmt14_translate/fr-en")
+
+
+def test_reservoir_sample_is_seeded_ordered_and_uniform():
+    assert pair_reader.reservoir_sample(iter(range(5)), None, seed=0) == [0, 1, 2, 3, 4]
+    assert pair_reader.reservoir_sample(range(3), 10, seed=0) == [0, 1, 2]
+    chosen = pair_reader.reservoir_sample(iter(range(1000)), 10, seed=7)
+    assert len(chosen) == 10 and chosen == sorted(chosen) and chosen == pair_reader.reservoir_sample(range(1000), 10, 7)
+    counts = np.zeros(10)
+    for seed in range(2000):
+        for item in pair_reader.reservoir_sample(range(10), 3, seed):
+            counts[item] += 1
+    assert np.all(np.abs(counts / 2000 - 0.3) < 0.05)  # every item kept with probability 3/10
+
+
+def test_task_trains_on_a_parallel_folder(tmp_path):
+    folder = multi30k(tmp_path / "multi30k")
+    config = tiny_config(source_language="en", target_language="de")
+    task = TranslationTask(config)
+    data = task.load_data(folder, tmp_path / "work")
+    assert data.info["format"] == "parallel files" and data.info["languages"] == ("en", "de")
+    assert data.info["pairs"] == {"train": 20, "validation": 2, "test": 2}
+    assert data.test_sources == ["a bird sings.", "a dog number 3 runs."]
+    preprocessor = Preprocessor.fit(task, data, tmp_path / "work")
+    assert "hund" in preprocessor.target_vocabulary
+    model = task.build_model(data, preprocessor)
+    inputs, targets = next(iter(task.datasets(data, preprocessor)[0]))
+    assert np.isfinite(model.train_on_batch(inputs, targets, return_dict=True)["loss"])
+
+
 # --- synthetic corpus --------------------------------------------------------------------------------
 def test_synthetic_corpus_is_seeded_sized_and_follows_its_grammar():
     pairs = parallel.generate(300, seed=5)

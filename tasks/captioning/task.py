@@ -2,7 +2,8 @@
 
     python run.py captioning                          # synthetic scenes written as COCO + Flickr8k + Karpathy
     python run.py captioning --preset tiny            # end to end in about a minute on a CPU
-    python run.py captioning --data-dir DIR           # real data: COCO, Karpathy split or Flickr8k (auto-detected)
+    python run.py captioning --data-dir DIR           # real data: COCO, Karpathy split, Flickr8k or a tfds dir (auto)
+    python run.py captioning --download --data-dir ~/tensorflow_datasets   # fetch tfds coco_captions/2014 (~40 GB)
     python run.py captioning predict --model WORKDIR/export IMAGE [IMAGE ...]
     python run.py captioning score --annotations ANN.json --predictions RES.json [--allow-missing]
     python run.py captioning bench                    # a training step on cached features vs recomputing the CNN
@@ -33,7 +34,8 @@ import tensorflow as tf
 from common import progress, report, training
 from common.metrics import captions as caption_metrics
 from common.task import Task, TaskError
-from data.captioning import read_splits, read_synthetic
+from data import tfds_sources
+from data.captioning import TFDS, read_splits, read_synthetic
 from data.coco_captions import read_scoring_files
 from tasks.captioning import callbacks
 from tasks.captioning import model as captioning_model
@@ -57,12 +59,15 @@ class CaptioningTask(Task):
     score_arguments = ("annotations", "predictions")
     score_flags = ("allow_missing",)  # --allow-missing: score a results file that skips some annotated images
     extra_packages = ("pycocotools", "pycocoevalcap", "nltk", "pillow", "matplotlib")
+    can_download = True  # tfds coco_captions/2014, only with --download
 
     # --- data ------------------------------------------------------------------------------------------
     def load_data(self, data_dir: Path | None, workdir: Path) -> CaptionData:
         config = self.config
         caption_metrics.require_java(config.metrics)  # before any work: a run must not train, then fail to score
         workdir = Path(workdir)
+        if self.download:  # only on request: tensorflow-datasets fetches COCO 2014 + Karpathy's splits
+            data_dir = tfds_sources.download(tfds_sources.COCO_CAPTIONS, data_dir or workdir / "downloads")
         if data_dir is None:
             from data.synthetic.captions import write_caption_dataset
 
@@ -76,7 +81,9 @@ class CaptioningTask(Task):
                     "format": "coco (+ flickr8k and karpathy files, cross-checked)", "generator": parameters}
         else:
             with progress.stage(f"reading the captions in {data_dir}"):
-                kind, splits = read_splits(Path(data_dir), config.dataset)
+                # A tfds dataset's JPEGs are written once to WORKDIR/data/tfds_images: the pipeline reads files.
+                kind, splits = read_splits(Path(data_dir), TFDS if self.download else config.dataset,
+                                           image_folder=workdir / "data" / "tfds_images")
             info = {"source": str(Path(data_dir).resolve()), "format": kind}
         if config.max_test_images is not None:
             splits["test"] = splits["test"][: config.max_test_images]

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Optional
 
 from common.config import BaseConfig, ConfigError, check_split_fractions
 from data.pairs import DIRECTIONS
+from data.tfds_sources import TRANSLATION_DATASETS
 
 # The attention scores of common.layers.Attention (a test checks they agree); listed here so that
 # reading the config (run.py translation --help) does not import TensorFlow.
@@ -16,10 +17,28 @@ SCORES = ("dot", "general", "additive")
 @dataclasses.dataclass(frozen=True)
 class Config(BaseConfig):
     # Data.
-    direction: str = "first-to-second"  # which column of the pair file is the source (fra.txt: English → French)
+    # Which column of a pair file is the source (fra.txt: English → French); with source_language and
+    # target_language unset, which of the two languages present (order: see source_language).
+    direction: str = "first-to-second"
     validation_fraction: float = 0.1  # of the distinct source sentences; all pairs of one source share a split
     test_fraction: float = 0.1  # likewise: no test source sentence is seen in training
-    max_pairs: Optional[int] = None  # use at most this many pairs (seeded choice before the split); None = all
+    # Use at most this many training pairs (seeded choice before any split is held out; official validation and
+    # test splits are kept whole); None = all. WMT14 fr-en has ~40 M pairs: e.g. 1000000 bounds memory and time.
+    max_pairs: Optional[int] = None
+    # The language translated from, e.g. "en" (parallel files and tfds datasets name theirs). None = of the only
+    # two present, ordered by `direction`: first = alphabetical for files, the dataset's own order for tfds (pt_to_en).
+    source_language: Optional[str] = None
+    # The language translated into, e.g. "fr"; None = the language left once the source is known (see above).
+    target_language: Optional[str] = None
+    # Parallel files: the set used as the official validation split (e.g. newstest2013). None = the only
+    # val*/valid*/dev*/newsdev* set, if any, else a part of train held out by source sentence.
+    validation_set: Optional[str] = None
+    # Parallel files: the set used as the official test split (e.g. newstest2014, test_2016_flickr). None = the
+    # only test*/tst*/newstest* set, if any, else a part of train held out by source sentence.
+    test_set: Optional[str] = None
+    # tensorflow-datasets NAME/CONFIG (ted_hrlr_translate/pt_to_en, wmt14_translate/fr-en ...) read from --data-dir
+    # or fetched by --download. None = the only one in --data-dir; --download then fetches ted_hrlr_translate/pt_to_en.
+    tfds_dataset: Optional[str] = None
     max_source_tokens: int = 24  # longer sources are cut (synthetic: at most 20 words + punctuation)
     max_target_tokens: int = 26  # longer targets are cut for training; also the decoding length limit
     max_vocabulary: Optional[int] = 8000  # per side, incl. 4 reserved ids; words beyond: [UNK]; None = no limit
@@ -72,6 +91,9 @@ class Config(BaseConfig):
         if self.bidirectional_encoder and self.lstm_units % 2:
             raise ConfigError(f"lstm_units={self.lstm_units} must be even with bidirectional_encoder "
                               "(lstm_units/2 per direction)")
+        if self.tfds_dataset is not None and self.tfds_dataset.split("/")[0] not in TRANSLATION_DATASETS:
+            raise ConfigError(f"tfds_dataset={self.tfds_dataset!r}; expected NAME/CONFIG with NAME one of "
+                              f"{list(TRANSLATION_DATASETS)}, e.g. 'wmt14_translate/fr-en'")
         if self.max_pairs is not None and self.max_pairs < 1:
             raise ConfigError(f"max_pairs={self.max_pairs} must be None (all) or positive")
         if self.max_vocabulary is not None and self.max_vocabulary <= 4:

@@ -3,12 +3,15 @@
     python run.py translation                        # synthetic grammar corpus (the default benchmark)
     python run.py translation --preset tiny          # seconds, for tests
     python run.py translation --data-dir ../shared/data/tatoeba_fra_eng/fra.txt --workdir runs/translation_fra
+    python run.py translation --data-dir multi30k/ --set source_language=en --set target_language=fr  # train.en ...
+    python run.py translation --download --data-dir ~/tensorflow_datasets --set tfds_dataset=wmt14_translate/fr-en
     python run.py translation bench                  # batched in-graph beam search vs a Python loop
     python run.py translation predict --model runs/translation/export "The dog sleeps." "Hello!"
 
-Data: a tab-separated pair file (Tatoeba/manythings layout, ``source\\ttarget[\\tattribution]``),
-split by distinct source sentence (seeded). The preprocessor (vocabularies, array widths, source
-reversal, the word-by-word baseline's lexicon) is fitted on the training split only.
+Data: a tab-separated pair file (Tatoeba/manythings layout, ``source\\ttarget[\\tattribution]``), a folder
+of line-aligned parallel files (``train.en`` + ``train.fr`` ...) or a tfds data dir (data.pairs.read_corpus);
+official validation/test splits are used where present, else held out by distinct source sentence. The
+preprocessor (vocabularies, array widths, source reversal, the baseline's lexicon) is fitted on train only.
 Evaluation on the test split: teacher-forced loss and token accuracy; corpus BLEU and chrF
 (sacrebleu, lower-cased, 13a tokenisation; signatures recorded) of beam and greedy decoding, all
 references of a source sentence used; the same for the word-by-word dictionary baseline. The
@@ -23,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,6 +38,7 @@ from common.io import atomic_write_text
 from common.metrics import bleu
 from common.task import Task, TaskData
 from data import pairs as pair_reader
+from data import tfds_sources
 from data.synthetic import parallel
 from tasks.translation import model as model_lib
 from tasks.translation import plots
@@ -67,35 +70,32 @@ class TranslationTask(Task):
     predict_endpoint = "translate"
     predict_usage = "SENTENCE [SENTENCE ...]"
     extra_packages = ("sacrebleu",)
+    can_download = True  # tfds ted_hrlr_translate / wmt14_translate (config.tfds_dataset), only with --download
 
     # --- data -----------------------------------------------------------------------------------
     def load_data(self, data_dir: Path | None, workdir: Path) -> TranslationData:
-        config = self.config
-        if data_dir is None:
-            path = parallel.write(Path(workdir) / "data", config.synthetic_pairs, config.seed)
-            source = f"synthetic ({path})"
+        config, wanted = self.config, self.config.tfds_dataset
+        if self.download:  # only on request: tensorflow-datasets fetches config.tfds_dataset
+            wanted = wanted or tfds_sources.DEFAULT_TRANSLATION
+            data_dir = tfds_sources.download(wanted, data_dir or Path(workdir) / "downloads")
+            source = f"tfds {wanted} (downloaded to {data_dir})"
+        elif data_dir is None:
+            data_dir = parallel.write(Path(workdir) / "data", config.synthetic_pairs, config.seed)
+            source = f"synthetic ({data_dir})"
         else:
-            path, source = Path(data_dir), str(data_dir)
-        pair_file = pair_reader.read_pairs(path, config.direction)
-        records = pair_file.pairs
-        if config.max_pairs is not None and len(records) > config.max_pairs:
-            chosen = sorted(random.Random(config.seed).sample(range(len(records)), config.max_pairs))
-            records = [records[i] for i in chosen]
-        train, validation, test = pair_reader.split_by_source(
-            records, config.validation_fraction, config.test_fraction, config.seed
-        )
-        test_sources, test_references = pair_reader.group_references(test)
-        info = {
-            "source": source,
-            "path": pair_file.path,
-            "direction": config.direction,
-            "file_statistics": pair_file.statistics,
-            "pairs": {"train": len(train), "validation": len(validation), "test": len(test)},
-            "test_sources": len(test_sources),
-        }
+            source = str(data_dir)
+        options = ("direction", "source_language", "target_language", "validation_set", "test_set", "max_pairs")
+        corpus = pair_reader.read_corpus(Path(data_dir), **{key: getattr(config, key) for key in options},
+                                         tfds_dataset=wanted, seed=config.seed)
+        splits = pair_reader.complete_splits(corpus, config.validation_fraction, config.test_fraction, config.seed)
+        test_sources, test_references = pair_reader.group_references(splits.test)
+        info = {"source": source, "path": corpus.path, "format": corpus.format, "direction": config.direction,
+                "languages": corpus.languages, "file_statistics": corpus.statistics,
+                "pairs": {"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)},
+                "test_sources": len(test_sources), **splits.facts}
         logger.info("Translation data: %s", info)
-        return TranslationData(train=train, validation=validation, test=test, test_sources=test_sources,
-                               test_references=test_references, info=info)
+        return TranslationData(train=splits.train, validation=splits.validation, test=splits.test,
+                               test_sources=test_sources, test_references=test_references, info=info)
 
     def datasets(self, data: TranslationData, preprocessor: Preprocessor):
         config = self.config
