@@ -74,3 +74,17 @@ def test_check_works_without_java_and_says_what_needs_it(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "java: not found" in result.stdout and "captioning" in result.stdout and "apt-get" in result.stdout
     assert "tensorflow 2." in result.stdout and "MISSING" not in result.stdout
+
+
+def test_pyproject_console_script_is_the_run_py_entry_and_extras_exist():
+    import tomllib
+
+    from conftest import ROOT
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"] == {"rnn-suite": "run:main"}
+    assert {"gpu", "test"} <= set(project["project"]["optional-dependencies"])
+    assert project["tool"]["setuptools"]["dynamic"]["dependencies"] == {"file": ["requirements.txt"]}
+    import run
+
+    assert run.main(["--list"]) == 0
