@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-TASK_NAMES: tuple[str, ...] = ("acceleration", "sentiment", "translation", "captioning", "vqa")
+TASK_NAMES: tuple[str, ...] = ("acceleration", "sentiment", "translation", "captioning", "vqa", "language_model")
 
 
 class UnknownTaskError(ValueError):

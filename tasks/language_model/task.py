@@ -1,0 +1,225 @@
+"""Language model: a stacked LSTM reads plain text and predicts the next character or word, against Kneser-Ney.
+
+    python run.py language_model                     # synthetic corpus, characters (the default benchmark)
+    python run.py language_model --preset tiny       # seconds, for tests
+    python run.py language_model --set level=word    # the same text as words (perplexity)
+    python run.py language_model --data-dir input.txt --set level=char      # any UTF-8 text file (char-rnn)
+    python run.py language_model --data-dir ../shared/data/flickr8k_text/Flickr8k.token.txt --set tab_field=1
+    python run.py language_model --preset small --data-dir ptb/   # ptb.{train,valid,test}.txt, Zaremba "small"
+    python run.py language_model --preset paper --data-dir ptb/   # Zaremba "medium"; needs a GPU
+    python run.py language_model predict --model runs/language_model/export "the dogs" ""
+    python run.py language_model bench               # after a run: training tokens/s; batched vs Python-loop sampling
+
+Data (data.text_corpus): one UTF-8 file or a folder of .txt files, split by position at line boundaries
+(train first, test last: no line shared), or the Penn Treebank files with their official splits. The
+preprocessor (vocabulary, and the Kneser-Ney baseline's n-gram counts) is fitted on the training split
+only; unknown tokens map to [UNK]. Training: truncated BPTT on non-overlapping windows of
+``sequence_length`` tokens, shuffled; the state is NOT carried across batches (each window starts from
+zeros). Evaluation scores every test token once with at least sequence_length // 2 tokens of context
+(overlapping windows). Primary metric: bits_per_token (log2 loss per token: bits per character at
+level=char) with perplexity = 2 ** bits_per_token beside it, for the model and the n-gram baseline on
+the same ids; on the synthetic corpus also the share of sampled lines that keep its rules (brackets,
+agreement). Endpoint ``generate``: prompts [B] strings, num_tokens int32, temperature float32 (0 =
+greedy), seed int32 → {"text": [B] continuations}; top_k is the config's. Samples go to the log and
+to TensorBoard text each epoch. Measured numbers: README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import report, training
+from common.io import atomic_write_text
+from common.task import Task, TaskData
+from data import text_corpus
+from data.synthetic import corpus as synthetic_corpus
+from tasks.language_model import model as model_lib
+from tasks.language_model import structure
+from tasks.language_model.callbacks import sample_callbacks, sampler
+from tasks.language_model.config import Config
+from tasks.language_model.pipeline import UNKNOWN_ID, Preprocessor, evaluation_windows
+
+logger = logging.getLogger(__name__)
+
+_SIGNATURE = [tf.TensorSpec([None], tf.string, name="prompts"), tf.TensorSpec([], tf.int32, name="num_tokens"),
+              tf.TensorSpec([], tf.float32, name="temperature"), tf.TensorSpec([], tf.int32, name="seed")]
+_EVALUATION_BATCH = 64  # windows per scoring call
+
+
+@dataclasses.dataclass
+class TextData(TaskData):
+    train: list[str]  # lines
+    validation: list[str]
+    test: list[str]
+    synthetic: bool  # the generator's corpus: its rules can judge sampled lines
+
+
+class LanguageModelTask(Task):
+    name = "language_model"
+    description = "Character/word-level stacked LSTM language model vs Kneser-Ney n-grams; seeded sampling"
+    Config = Config
+    Preprocessor = Preprocessor
+    primary_metric = "bits_per_token"  # log2 loss per test token (bits per character at level=char)
+    higher_is_better = False
+    predict_endpoint = "generate"
+    predict_usage = "PROMPT [PROMPT ...]"
+    extra_packages = ("nltk",)
+
+    # --- data -----------------------------------------------------------------------------------
+    def load_data(self, data_dir: Path | None, workdir: Path) -> TextData:
+        config = self.config
+        synthetic = data_dir is None
+        if synthetic:
+            data_dir = synthetic_corpus.write(Path(workdir) / "data", config.synthetic_lines, config.seed)
+        corpus = text_corpus.read_corpus(Path(data_dir), config.tab_field)
+        if corpus.format == "ptb":
+            splits = dict(corpus.splits)
+            splits["train"] = splits["train"][: config.max_lines]
+        else:
+            splits = text_corpus.split_by_position(corpus.lines[: config.max_lines], config.validation_fraction,
+                                                   config.test_fraction)
+        train_lines = set(splits["train"])
+        info = {"source": "synthetic" if synthetic else "files", "path": corpus.path, "format": corpus.format,
+                "level": config.level, "file_statistics": corpus.statistics,
+                "lines": {name: len(lines) for name, lines in splits.items()},
+                "characters": {name: sum(len(line) + 1 for line in lines) for name, lines in splits.items()},
+                # Splits never share a line position; identical lines may still recur (common in real text).
+                "test_lines_also_in_train": sum(line in train_lines for line in splits["test"] if line.strip())}
+        logger.info("Language model data: %s", info)
+        return TextData(**splits, synthetic=synthetic, info=info)
+
+    def datasets(self, data: TextData, preprocessor: Preprocessor):
+        config = self.config
+        return (preprocessor.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed),
+                preprocessor.dataset(data.validation, config.batch_size, shuffle=False, seed=config.seed))
+
+    # --- model ----------------------------------------------------------------------------------
+    def build_model(self, data: TextData, preprocessor: Preprocessor):
+        model = model_lib.build_model(self.config, vocabulary_size=len(preprocessor.vocabulary))
+        optimizer = model_lib.optimizer(self.config, training.learning_rate(self.config))
+        return training.compile_model(model, self.config, loss=model_lib.loss(), optimizer=optimizer)
+
+    def fit(self, model, data: TextData, preprocessor: Preprocessor, workdir: Path) -> dict[str, Any]:
+        config = self.config
+        train, validation = self.datasets(data, preprocessor)
+        callbacks = sample_callbacks(config, _prompts(data.validation, 3), preprocessor, workdir)
+        if config.learning_rate_decay < 1:
+            schedule = model_lib.learning_rate_schedule(config, training.learning_rate(config))
+            callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
+        result = training.fit(model, train, validation, config, workdir, monitor=self.monitor, mode=self.monitor_mode,
+                              extra_callbacks=callbacks)
+        return {**result, "preprocessor": preprocessor.summary}
+
+    # --- evaluation -----------------------------------------------------------------------------
+    def evaluate(self, model, data: TextData, preprocessor: Preprocessor, workdir: Path) -> dict[str, Any]:
+        config = self.config
+        stream = preprocessor.stream(data.test)
+        inputs, targets, scored = evaluation_windows(stream, config.sequence_length)
+        score = model_lib.token_log_probabilities(model)
+        bits, correct = 0.0, 0.0
+        for start in range(0, len(inputs), _EVALUATION_BATCH):
+            part = slice(start, start + _EVALUATION_BATCH)
+            log2_p, hit = score(tf.constant(inputs[part]), tf.constant(targets[part]))
+            bits -= float(np.sum(log2_p.numpy().astype(np.float64) * scored[part]))
+            correct += float(np.sum(hit.numpy() * scored[part]))
+        tokens = int(scored.sum())
+        if tokens != len(stream) - 1:
+            raise RuntimeError(f"evaluation scored {tokens} tokens; the test stream has {len(stream) - 1} targets")
+        ngram_bits = -float(np.sum(preprocessor.ngram.log2_probabilities(stream)))
+        baseline = f"kneser_ney_{preprocessor.ngram.order}gram"
+        scores = {"model": {**_summary(bits, tokens, config.level), "accuracy": correct / tokens},
+                  baseline: _summary(ngram_bits, tokens, config.level)}
+        samples = self._samples(model, preprocessor, data, Path(workdir))
+        if data.synthetic and config.structure_samples:
+            judged = structure.judge(model, preprocessor, config, data.test)
+            for name, rates in judged.items():
+                scores["model" if name == "model" else baseline].update(rates)
+        return report.metrics(primary=self.primary_metric, model=scores["model"],
+                              baselines={baseline: scores[baseline]},
+                              level=config.level, test_tokens=tokens,
+                              evaluation_min_context=config.sequence_length - config.sequence_length // 2,
+                              unknown_rate_test=float(np.mean(stream[1:] == UNKNOWN_ID)),
+                              vocabulary_size=len(preprocessor.vocabulary), samples=samples)
+
+    def _samples(self, model, preprocessor: Preprocessor, data: TextData, workdir: Path) -> list[dict[str, str]]:
+        """Greedy and sampled continuations of a few test prompts and of an empty prompt: logged and written to
+        WORKDIR/samples.txt."""
+        config = self.config
+        prompts = [*_prompts(data.test, config.logged_examples), ""]
+        generate = sampler(model, preprocessor, config.top_k)
+        outputs = {name: generate(tf.constant(prompts), tf.constant(config.effective_sample_tokens),
+                                  tf.constant(temperature), tf.constant(config.seed)).numpy()
+                   for name, temperature in (("greedy", 0.0), ("sampled", config.temperature))}
+        samples = [{"prompt": prompt, **{name: outputs[name][i].decode("utf-8", "replace") for name in outputs}}
+                   for i, prompt in enumerate(prompts)]
+        lines = []
+        for sample in samples:
+            logger.info("sample | prompt %r | greedy %r | sampled %r", *sample.values())
+            lines += [f"prompt: {sample['prompt']!r}", f"greedy: {sample['greedy']}",
+                      f"sampled (temperature {config.temperature:g}): {sample['sampled']}", ""]
+        atomic_write_text(workdir / "samples.txt", "\n".join(lines))
+        return samples
+
+    # --- export and predict ---------------------------------------------------------------------
+    def endpoints(self, model, preprocessor: Preprocessor):
+        """``generate``: prompts [B], num_tokens, temperature, seed → {"text": [B] continuations}."""
+        generator = model_lib.Generator(model, self.config.top_k)
+
+        def generate(prompts, num_tokens, temperature, seed):
+            ids, lengths = preprocessor.encode_prompts(prompts)
+            return {"text": preprocessor.decode(generator.generate(ids, lengths, num_tokens, temperature, seed))}
+
+        return {"generate": (generate, _SIGNATURE)}
+
+    def export_examples(self, data: TextData) -> dict[str, Sequence[Any]]:
+        # A real prompt, an empty one, unknown characters, and one 2,000-character word.
+        prompts = np.array([*_prompts(data.test, 1), "", "zzqx ünïcödé ✓", "x" * 2000], dtype=object)
+        return {"generate": [prompts, np.int32(8), np.float32(self.config.temperature), np.int32(self.config.seed)]}
+
+    def write_samples(self, data: TextData, folder: Path) -> list[str]:
+        prompts = _prompts(data.test, 3)
+        atomic_write_text(Path(folder) / "prompts.txt", "\n".join(prompts) + "\n")
+        return prompts
+
+    def predict_arguments(self, inputs: Sequence[str]) -> list[Any]:
+        """Prompts → the endpoint's arguments: the number of tokens for the exported level, the config's
+        default temperature and seed."""
+        level = self.exported_facts.get("level", self.config.level)
+        tokens = dataclasses.replace(self.config, level=level).effective_sample_tokens
+        return [np.array(list(inputs), dtype=object), np.int32(tokens), np.float32(self.config.temperature),
+                np.int32(self.config.seed)]
+
+    def predict_results(self, inputs: Sequence[str], outputs) -> list[dict[str, Any]]:
+        return [{"prompt": prompt, "text": text.decode("utf-8", "replace")}
+                for prompt, text in zip(inputs, outputs["text"])]
+
+    # --- benchmark ------------------------------------------------------------------------------
+    def bench(self, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
+        from tasks.language_model import bench
+
+        return bench.run(self, data_dir, workdir)
+
+
+def _summary(bits: float, tokens: int, level: str) -> dict[str, float]:
+    per_token = bits / tokens
+    scores = {"bits_per_token": per_token, "perplexity": 2.0 ** per_token}
+    if level == "char":
+        scores["bits_per_character"] = per_token
+    return {key: (value if math.isfinite(value) else float("inf")) for key, value in scores.items()}
+
+
+def _prompts(lines: Sequence[str], count: int) -> list[str]:
+    """The first three words of the first ``count`` non-blank lines that start differently (prompts for samples)."""
+    starts = dict.fromkeys(" ".join(line.split()[:3]) for line in lines if line.strip())
+    return list(starts)[:count]
+
+
+TASK = LanguageModelTask
