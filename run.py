@@ -21,7 +21,7 @@ import argparse
 import datetime
 import json
 import logging
-import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -115,7 +115,7 @@ def _environment_check() -> str:
         lines.append("java: not found. Only captioning's official metrics (METEOR, the PTB tokenizer) need it; "
                      "install any Java >= 8, e.g.  sudo apt-get install default-jre-headless  (or conda install "
                      "openjdk). Everything else works without it.")
-    gpu = os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidiactl")
+    gpu = quiet.gpu_driver_present()
     lines.append("NVIDIA driver: found (for training on it: python -m pip install 'tensorflow[and-cuda]==2.21.0')"
                  if gpu else "NVIDIA driver: not found (training runs on the CPU)")
     return "\n".join(lines)
@@ -263,7 +263,7 @@ def _run_in(task_class, options: argparse.Namespace, action: str, config, workdi
     for line in _closing_lines(task, results, options.preset, workdir):
         print(line)
     if "export" in results:
-        print("try the exported model: python " + " ".join(_quoted(a) for a in results["export"]["predict_example"]))
+        print("try the exported model: python " + shlex.join(results["export"]["predict_example"]))
     return results
 
 
@@ -289,12 +289,6 @@ def _closing_lines(task, results: dict, preset: str, workdir: Path) -> list[str]
                  + (", export/ (SavedModel), samples/" if "export" in results else "")
                  + (", " + ", ".join(pictures) if pictures else ""))
     return lines
-
-
-def _quoted(argument: str) -> str:
-    import shlex
-
-    return shlex.quote(argument)
 
 
 def _previous_results(path: Path) -> dict:

@@ -30,7 +30,8 @@ NOISE = re.compile(
 _installed = False
 
 
-def _gpu_driver_present() -> bool:
+def gpu_driver_present() -> bool:
+    """An NVIDIA driver is installed (cheap: no TensorFlow, no CUDA call)."""
     return os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidiactl")
 
 
@@ -38,7 +39,7 @@ def install() -> None:
     """Filters fd 2 (no-op where a GPU driver exists: there the CUDA lines can matter)."""
     global _installed
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # INFO and WARNING from TF's C++ after init
-    if _installed or _gpu_driver_present() or os.environ.get("RNN_SUITE_RAW_STDERR"):
+    if _installed or gpu_driver_present() or os.environ.get("RNN_SUITE_RAW_STDERR"):
         return
     _installed = True
     sys.stderr.flush()

@@ -319,6 +319,25 @@ def fitted_preprocessor(task, data, workdir: Path):
     return preprocessor, False
 
 
+def saved_or_trained(task, data, workdir: Path):
+    """(model, preprocessor, trained_now) for a bench: WORKDIR's best checkpoint with the preprocessor fitted
+    with it, or, when WORKDIR holds no checkpoint, a model trained here (preprocessor fitted and saved too)."""
+    from common.errors import TaskError
+    from common.preprocessor import STATE_FILE, preprocessor_dir
+
+    best = best_checkpoint_path(workdir)
+    folder = preprocessor_dir(workdir)
+    if best.exists():
+        if not (folder / STATE_FILE).is_file():
+            raise TaskError(f"Checkpoint {str(best)!r} has no fitted preprocessor beside it (expected "
+                            f"{str(folder / STATE_FILE)!r}); retrain in this --workdir or use another one")
+        return keras.saving.load_model(best), task.Preprocessor.load(folder), False
+    preprocessor, _ = fitted_preprocessor(task, data, workdir)
+    model = task.build_model(data, preprocessor)
+    task.fit(model, data, preprocessor, workdir)
+    return model, preprocessor, True
+
+
 def verbosity(config: BaseConfig) -> int:
     """Progress bar on a terminal; one line per epoch in logs and CI (a bar there is noise)."""
     if config.verbose >= 0:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data.synthetic.parallel import pseudo_words
+
 FILE_NAME = "corpus.txt"
 PARAMETERS_NAME = "parameters.json"
 VERSION = 1  # bump when the language changes, so old files are regenerated
@@ -36,27 +38,17 @@ _CONSONANTS = list("bdfgklmnprtvz")
 _VOWELS = ["a", "e", "i", "o", "u", "oo", "ai"]
 
 
-def _pseudo_words(rng: np.random.Generator, count: int, taken: set[str]) -> list[str]:
-    words: list[str] = []
-    while len(words) < count:
-        syllables = int(rng.integers(2, 4))
-        word = "".join(str(rng.choice(_CONSONANTS)) + str(rng.choice(_VOWELS)) for _ in range(syllables))
-        # No stem ends in "s" (the number marker), none is a function word.
-        if len(word) >= 4 and word not in taken:
-            taken.add(word)
-            words.append(word)
-    return words
-
-
 class Language:
     """The seeded lexicon and the sentence rules."""
 
     def __init__(self, seed: int, nouns: int = 40, verbs: int = 16, adjectives: int = 12):
         rng = np.random.default_rng(seed)
         taken: set[str] = set()
-        self.nouns = _pseudo_words(rng, nouns, taken)
-        self.verbs = _pseudo_words(rng, verbs, taken)
-        self.adjectives = _pseudo_words(rng, adjectives, taken)
+        # No stem ends in "s" (the number marker), none is a function word.
+        sounds = (_CONSONANTS, _VOWELS)
+        self.nouns = pseudo_words(rng, nouns, sounds, taken)
+        self.verbs = pseudo_words(rng, verbs, sounds, taken)
+        self.adjectives = pseudo_words(rng, adjectives, sounds, taken)
 
     # --- generation -----------------------------------------------------------------------------
     def line(self, rng: np.random.Generator) -> str:

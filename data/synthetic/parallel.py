@@ -53,7 +53,9 @@ SOURCE_SOUNDS = (list("bdfgklmnprstvz"), ["a", "e", "i", "o", "u", "oo", "ee", "
 TARGET_SOUNDS = (list("bcdfjlmnprstv") + ["ch", "gu", "qu"], ["a", "e", "i", "o", "ou", "é", "è", "au", "on"])
 
 
-def _pseudo_words(rng: np.random.Generator, count: int, sounds, taken: set[str], syllables=(2, 3)) -> list[str]:
+def pseudo_words(rng: np.random.Generator, count: int, sounds, taken: set[str], syllables=(2, 3)) -> list[str]:
+    """``count`` new words of ``syllables`` consonant+vowel syllables from ``sounds`` = (consonants, vowels),
+    at least 4 letters, none already in ``taken`` (which grows); also used by data.synthetic.corpus."""
     consonants, vowels = sounds
     words: list[str] = []
     while len(words) < count:
@@ -71,12 +73,12 @@ class Grammar:
     def __init__(self, seed: int, nouns: int = 50, adjectives: int = 25, verbs: int = 30):
         rng = np.random.default_rng(seed)
         taken: set[str] = set()
-        self.source_nouns = _pseudo_words(rng, nouns, SOURCE_SOUNDS, taken)
-        self.source_adjectives = _pseudo_words(rng, adjectives, SOURCE_SOUNDS, taken)
-        self.source_verbs = _pseudo_words(rng, verbs, SOURCE_SOUNDS, taken)
-        self.target_nouns = _pseudo_words(rng, nouns, TARGET_SOUNDS, taken)
-        self.target_adjectives = _pseudo_words(rng, adjectives, TARGET_SOUNDS, taken)
-        self.target_verbs = _pseudo_words(rng, verbs, TARGET_SOUNDS, taken)
+        self.source_nouns = pseudo_words(rng, nouns, SOURCE_SOUNDS, taken)
+        self.source_adjectives = pseudo_words(rng, adjectives, SOURCE_SOUNDS, taken)
+        self.source_verbs = pseudo_words(rng, verbs, SOURCE_SOUNDS, taken)
+        self.target_nouns = pseudo_words(rng, nouns, TARGET_SOUNDS, taken)
+        self.target_adjectives = pseudo_words(rng, adjectives, TARGET_SOUNDS, taken)
+        self.target_verbs = pseudo_words(rng, verbs, TARGET_SOUNDS, taken)
         self.feminine = rng.random(nouns) < 0.5
         self.transitive = np.arange(verbs) < (2 * verbs) // 3
         self.rng = rng

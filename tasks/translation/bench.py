@@ -13,37 +13,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from common import decoding, progress, text, training
-from common.errors import TaskError
-from common.preprocessor import STATE_FILE, preprocessor_dir
 from tasks.translation.model import Translator
 
 logger = logging.getLogger(__name__)
 
 
-def _model_and_preprocessor(task, data, workdir: Path):
-    """(model, preprocessor, trained_now) from WORKDIR, or trained here when it holds no checkpoint."""
-    best = training.best_checkpoint_path(workdir)
-    folder = preprocessor_dir(workdir)
-    if best.exists():
-        if not (folder / STATE_FILE).is_file():
-            raise TaskError(f"Checkpoint {str(best)!r} has no fitted preprocessor beside it (expected "
-                            f"{str(folder / STATE_FILE)!r}); retrain in this --workdir or use another one")
-        return keras.saving.load_model(best), task.Preprocessor.load(folder), False
-    preprocessor, _ = training.fitted_preprocessor(task, data, workdir)  # fitted and saved beside the checkpoint
-    model = task.build_model(data, preprocessor)
-    task.fit(model, data, preprocessor, workdir)
-    return model, preprocessor, True
-
-
 def run(task, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
     config = task.config
     data = task.load_data(data_dir, workdir)
-    model, preprocessor, trained_now = _model_and_preprocessor(task, data, Path(workdir))
+    model, preprocessor, trained_now = training.saved_or_trained(task, data, Path(workdir))
     translator = Translator(model)
     max_length = config.max_target_tokens + 1
     sources = data.test_sources[: config.bench_sentences]
