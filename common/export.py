@@ -149,9 +149,11 @@ def check_export_folder(task, model_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def open_export(task, model_dir: Path):
-    """Loads an export folder written for ``task``; every mismatch is a TaskError that says what it got."""
-    manifest = check_export_folder(task, model_dir)
+def open_export(task, model_dir: Path, manifest: dict[str, Any] | None = None):
+    """Loads an export folder written for ``task``; every mismatch is a TaskError that says what it got.
+    ``manifest``: the folder's already checked manifest (else it is checked here)."""
+    if manifest is None:
+        manifest = check_export_folder(task, model_dir)
     loaded = tf.saved_model.load(str(model_dir))
     if not hasattr(loaded, task.predict_endpoint):
         exported_by = manifest.get("task")
@@ -166,7 +168,7 @@ def predict(task, model_dir: Path, inputs: Sequence[str]) -> list[dict[str, Any]
     manifest = check_export_folder(task, model_dir)  # the wrong folder is named before the inputs are parsed
     task.exported_facts = manifest.get("facts", {})  # what the training data looked like, for warnings
     arguments = task.predict_arguments(list(inputs))  # a bad input fails before the slow load
-    loaded = open_export(task, model_dir)
+    loaded = open_export(task, model_dir, manifest)
     outputs = getattr(loaded, task.predict_endpoint)(*[tf.convert_to_tensor(a) for a in arguments])
     outputs = tf.nest.map_structure(lambda t: t.numpy(), outputs)
     return task.predict_results(list(inputs), outputs)

@@ -96,7 +96,7 @@ class Preprocessor:
         return cls.from_state(record["state"], folder)
 
     @staticmethod
-    def facts(folder: Path) -> dict[str, Any]:
+    def saved_facts(folder: Path) -> dict[str, Any]:
         """The facts recorded when the preprocessor was saved (config fingerprint, data source)."""
         try:
             return json.loads((Path(folder) / STATE_FILE).read_text(encoding="utf-8")).get("facts", {})

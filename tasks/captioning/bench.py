@@ -95,7 +95,7 @@ def _training_figures(task, data_dir: Path | None, workdir: Path) -> dict[str, A
     config = task.config
     data = task.load_data(data_dir, workdir)
     folder = preprocessor_dir(workdir)
-    facts = task.Preprocessor.facts(folder) if (folder / STATE_FILE).is_file() else {}
+    facts = task.Preprocessor.saved_facts(folder) if (folder / STATE_FILE).is_file() else {}
     if _same(facts.get("config"), config.to_dict()) and _same(facts.get("data"), data.info):
         preprocessor = task.Preprocessor.load(folder)
     else:
