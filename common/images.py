@@ -10,7 +10,9 @@ Three layers of image handling, each with its own failure mode made explicit:
   per-element message instead of failing the whole batch.
 * ``build_encoder(name, size, weights_path)`` returns a functional keras.Model from float images in
   [0, 255] to pooled features [B, D], preprocessing included; ``cached_features`` runs it once per
-  (image file, encoder) and keeps the result on disk.
+  (image file, encoder) and keeps the result on disk. ``weights_path="imagenet"`` lets keras.applications
+  fetch the ImageNet weights (cached in ``$KERAS_HOME/models``); ``check_weights_request`` allows that
+  only when the user passed --download.
 
 Dataset-sized tables (features of every image, or pixels) are one ``.npy`` file per (encoder key,
 image list), written once atomically and memory-mapped (``cached_feature_table``, ``cached_pixel_table``);
@@ -39,6 +41,7 @@ logger = logging.getLogger(__name__)
 ENCODERS: tuple[str, ...] = ("small_cnn", "inception_v3", "resnet50", "mobilenet_v3_small")
 # The smallest input side each keras.applications network accepts with include_top=False.
 MINIMUM_IMAGE_SIZE: dict[str, int] = {"small_cnn": 16, "inception_v3": 75, "resnet50": 32, "mobilenet_v3_small": 32}
+IMAGENET = "imagenet"  # encoder_weights value: keras.applications' own ImageNet weights (needs --download)
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -229,12 +232,28 @@ def _small_cnn(image_size: int, feature_dim: int) -> keras.Model:
     return keras.Model(images, features, name="small_cnn")
 
 
+def check_weights_request(encoder: str, weights: str | None, download: bool) -> None:
+    """``encoder_weights=imagenet`` names keras.applications' ImageNet weights: fetched (once, then read from
+    Keras' cache) only when the user passed --download, and only for networks that have them."""
+    if weights != IMAGENET:
+        return
+    if encoder not in ENCODERS or encoder == "small_cnn":
+        raise DataError(f"encoder_weights={IMAGENET!r}: encoder {encoder!r} has no ImageNet weights; expected one of "
+                        f"{[e for e in ENCODERS if e != 'small_cnn']} or a local weights file")
+    if not download:
+        raise DataError(f"encoder_weights={IMAGENET!r} fetches the {encoder} ImageNet weights through "
+                        "keras.applications: pass --download (the file is then cached in ~/.keras/models and not fetched again), or "
+                        "give a local *_notop.h5 file: --set encoder_weights=PATH")
+
+
 def build_encoder(name: str, image_size: int, weights_path: str | None = None, feature_dim: int = 256) -> keras.Model:
     """Functional model: float images [B, S, S, 3] in [0, 255] → pooled features [B, D].
 
     name: one of ENCODERS. keras.applications networks are built with weights=None (nothing is
     downloaded) and loaded from ``weights_path`` (an ImageNet ``*_notop.h5`` file or a
-    ``.weights.h5`` of this model) when given; otherwise their weights are random, which is said
+    ``.weights.h5`` of this model) when given; ``weights_path="imagenet"`` builds them with
+    keras.applications' ImageNet weights (fetched into Keras' cache: callers allow it only on --download,
+    see ``check_weights_request``); otherwise their weights are random, which is said
     loudly in the log because the features are then nearly useless for real photos.
     feature_dim: output size of ``small_cnn`` only (the others have fixed widths: 2048/2048/576).
     """
@@ -246,22 +265,21 @@ def build_encoder(name: str, image_size: int, weights_path: str | None = None, f
         encoder = _small_cnn(image_size, feature_dim)
     else:
         images = keras.Input(shape=(image_size, image_size, 3), name="images")
-        shape = (image_size, image_size, 3)
+        imagenet = weights_path == IMAGENET
+        options = {"include_top": False, "weights": IMAGENET if imagenet else None,
+                   "input_shape": (image_size, image_size, 3), "pooling": "avg"}
         if name == "inception_v3":
-            backbone = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=shape, pooling="avg")
-            mode = "tf"
+            backbone, mode = keras.applications.InceptionV3(**options), "tf"
         elif name == "resnet50":
-            backbone = keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape, pooling="avg")
-            mode = "caffe"
+            backbone, mode = keras.applications.ResNet50(**options), "caffe"
         else:
-            backbone = keras.applications.MobileNetV3Small(
-                include_top=False, weights=None, input_shape=shape, pooling="avg", include_preprocessing=True
-            )
-            mode = "none"
+            backbone, mode = keras.applications.MobileNetV3Small(**options, include_preprocessing=True), "none"
         x = ImagePreprocessing(mode=mode, name="preprocess")(images)
         features = backbone(x)
         encoder = keras.Model(images, features, name=f"{name}_encoder")
-        if weights_path:
+        if imagenet:
+            logger.info("Encoder %s: keras.applications ImageNet weights (Keras cache: ~/.keras/models)", name)
+        elif weights_path:
             _load_backbone_weights(backbone, encoder, weights_path)
         else:
             logger.warning(
@@ -270,6 +288,8 @@ def build_encoder(name: str, image_size: int, weights_path: str | None = None, f
                 name,
             )
         return encoder
+    if weights_path == IMAGENET:
+        raise DataError(f"encoder_weights={IMAGENET!r}: small_cnn has no ImageNet weights")
     if weights_path:
         _load_backbone_weights(encoder, encoder, weights_path)
     return encoder

@@ -20,7 +20,9 @@ class Config(BaseConfig):
     # --- image encoder ---
     image_size: int = 64  # pixels per side fed to the CNN (Inception in Show and Tell: 299)
     encoder: str = "small_cnn"  # common.images.ENCODERS; small_cnn is trained from scratch here
-    encoder_weights: str | None = None  # local weights file (.h5) for keras.applications; None = random (warned)
+    # local weights file (.h5) for keras.applications, or "imagenet" (Keras fetches them: needs --download);
+    # None = random (warned)
+    encoder_weights: str | None = None
     encoder_feature_dim: int = 256  # output width of small_cnn (the others have fixed widths)
     encoder_pretrain_epochs: int = 6  # small_cnn only: epochs of word-presence pretraining; 0 = keep random weights
     feature_batch_size: int = 64  # images per CNN call while filling the feature cache
@@ -66,9 +68,11 @@ class Config(BaseConfig):
             "bench_full_size": False, "bench_feature_dim": 32, "bench_batches": 20,
         },
         # Show and Tell on real data (COCO Karpathy split or Flickr8k): InceptionV3 at 299 px with
-        # ImageNet weights given by --set encoder_weights=PATH, 512-wide embedding and LSTM, beam 3.
+        # ImageNet weights (fetched by Keras on --download, or --set encoder_weights=PATH to a local notop .h5),
+        # 512-wide embedding and LSTM, beam 3.
         "paper": {
-            "image_size": 299, "encoder": "inception_v3", "embedding_dim": 512, "lstm_units": 512,
+            "image_size": 299, "encoder": "inception_v3", "encoder_weights": "imagenet", "embedding_dim": 512,
+            "lstm_units": 512,
             "dropout": 0.5, "min_count": 5, "max_caption_length": 20, "beam_width": 3,
             "epochs": 20, "batch_size": 128, "learning_rate": 1e-3, "encoder_pretrain_epochs": 0,
             "max_test_images": 5000,

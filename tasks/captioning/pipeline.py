@@ -154,6 +154,7 @@ class Preprocessor(preprocessor.Preprocessor):
     @classmethod
     def fit(cls, task, data: CaptionData, workdir: Path) -> "Preprocessor":
         config = task.config
+        image_utils.check_weights_request(config.encoder, config.encoder_weights, task.download)
         vocabulary = Vocabulary.fit((c for r in data.train for c in r.captions), config.min_count)
         encoder, facts = _fit_encoder(config, data.train, vocabulary)
         return cls(vocabulary.words, config.max_caption_length, encoder, facts, most_frequent_caption(data.train))

@@ -32,7 +32,9 @@ class Config(BaseConfig):
     # small_cnn | resnet50 | inception_v3 | mobilenet_v3_small
     encoder_pretrain_epochs: int = 15  # cached mode on synthetic data: epochs pretraining the encoder on the
     # scenes' object attributes (the stand-in for ImageNet pretraining) before its features are cached; 0 = off
-    encoder_weights: Optional[str] = None  # path to the encoder's weights (ImageNet *_notop.h5); None = random init
+    # path to the encoder's weights (ImageNet *_notop.h5), or "imagenet" (keras.applications fetches them: needs
+    # --download); None = random init
+    encoder_weights: Optional[str] = None
     encoder_feature_dim: int = 256  # output width of strided_cnn / small_cnn (the keras.applications widths are fixed)
     feature_cache_dir: Optional[str] = None  # where cached features go; None = WORKDIR/features
     # --- model: deeper LSTM Q + norm I (Antol et al. 2015) --------------------------------------------
@@ -71,7 +73,8 @@ class Config(BaseConfig):
         # VQA_LSTM_CNN (Antol et al. 2015 / the authors' Torch code) on real VQA v2 with cached CNN features:
         # 2x512 LSTM, 200-d words, 1024 common space, 1000 hidden, top-1000 answers, RMSprop 3e-4, batch 500.
         "paper": {
-            "image_features": "cached", "encoder": "resnet50", "image_size": 224, "embedding_dim": 200,
+            "image_features": "cached", "encoder": "resnet50", "encoder_weights": "imagenet", "image_size": 224,
+            "embedding_dim": 200,
             "lstm_units": 512, "lstm_layers": 2, "common_dim": 1024, "hidden_units": 1000, "dropout": 0.5,
             "max_answers": 1000, "max_question_length": 26, "optimizer": "rmsprop", "learning_rate": 3e-4,
             "batch_size": 500, "epochs": 50, "early_stopping_patience": 5, "validation_fraction": 0.05,

@@ -196,6 +196,7 @@ class Preprocessor(preprocessor_base.Preprocessor):
     @classmethod
     def fit(cls, task, data, workdir: Path) -> "Preprocessor":
         config = task.config
+        common_images.check_weights_request(config.encoder, config.encoder_weights, task.download)
         answers = build_answer_vocabulary(data.train, config.max_answers)
         if len(answers) < 2:
             raise DataError(f"{data.info.get('source')}: the training answers hold {len(answers)} distinct answers; "

@@ -2,8 +2,7 @@
 
     python run.py vqa                 # default preset: synthetic shape scenes (3,000 + 500 images)
     python run.py vqa --preset tiny   # seconds; for tests, its number means nothing (examples.png: a grid)
-    python run.py vqa --steps evaluate,export   # again from the saved checkpoint and preprocessor
-    python run.py vqa --preset paper --data-dir VQA_V2_DIR --set encoder_weights=resnet50_notop.h5
+    python run.py vqa --preset paper --data-dir VQA_V2_DIR --download   # ImageNet ResNet-50 fetched by Keras, once
     python run.py vqa --preset tiny --data-dir tests/fixtures/vqa --set image_dir=../shared/data/coco_mini/val2017 \
         --set encoder=small_cnn       # real COCO photos, a smoke test
     python run.py vqa predict --model runs/vqa/export IMAGE.jpg "how many circles are there?" [IMAGE QUESTION ...]
@@ -72,6 +71,7 @@ class VQATask(Task):
     score_flags = ("allow_missing",)  # --allow-missing: score partial results on the questions they answer
     score_arguments = ("questions", "annotations", "predictions")
     extra_packages = ("pillow",)
+    can_download = True  # only the encoder's ImageNet weights (encoder_weights=imagenet); VQA v2 is not in tfds
 
     # --- data ---------------------------------------------------------------------------------------
     def load_data(self, data_dir: Path | None, workdir: Path) -> VQAData:
