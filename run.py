@@ -8,6 +8,8 @@
     python run.py TASK predict --model DIR INPUT [INPUT ...]
     python run.py TASK score --<file options the task names>
     python run.py TASK bench [--preset ...] [--data-dir PATH] [--workdir DIR]
+    python run.py TASK [run] ... --set seeds=1,2,3   (the run once per seed into WORKDIR/seed-N/, then mean ± std)
+    python run.py report RUN_DIR [RUN_DIR ...] [--metric KEY] [--output FILE.md]   (published vs reproduced)
 
 The full run writes WORKDIR/results.json (metrics, config, data facts, library versions, hardware,
 devices, wall time per step) and prints a results table. Usage errors (unknown task, unknown or
@@ -158,6 +160,8 @@ def _configure_logging() -> None:
 
 def _run(task_class, options: argparse.Namespace, action: str) -> dict:
     config = task_class.Config.from_preset(options.preset, options.overrides)
+    if config.seeds and action == "bench":
+        raise UsageError("--set seeds=... repeats a run; bench measures one configuration (use --set seed=N)")
     if options.download and not task_class.can_download:
         raise UsageError(f"Task {task_class.name!r} cannot download its dataset; pass --data-dir with local files")
     if options.data_dir is not None and not options.data_dir.exists() and not options.download:
@@ -168,6 +172,8 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
     created = not workdir.exists()
     workdir.mkdir(parents=True, exist_ok=True)
     try:
+        if config.seeds:
+            return _run_seeds(task_class, options, config, workdir)
         return _run_in(task_class, options, action, config, workdir)
     except BaseException:
         if created and not any(workdir.iterdir()):
@@ -267,6 +273,133 @@ def _run_in(task_class, options: argparse.Namespace, action: str, config, workdi
     return results
 
 
+class SeedFailed(Exception):
+    pass
+
+
+def _seed_command(task_class, options: argparse.Namespace, workdir: Path, seed: int) -> list[str]:
+    """The ordinary single-run command of one seed (what a user would type to redo that seed alone)."""
+    command = [sys.executable, str(ROOT / "run.py"), task_class.name, "run", "--preset", options.preset,
+               "--workdir", str(workdir / f"seed-{seed}"), "--steps", options.steps]
+    if options.data_dir is not None:
+        command += ["--data-dir", str(options.data_dir)]
+    elif options.download:  # one download for every seed, not one per seed folder
+        command += ["--data-dir", str(workdir / "downloads")]
+    if options.download:
+        command.append("--download")
+    for override in options.overrides:
+        if override.partition("=")[0].strip() != "seeds":
+            command += ["--set", override]
+    return command + ["--set", f"seed={seed}", "--set", "seeds="]
+
+
+def _run_one_seed(command: list[str]) -> int:
+    import subprocess
+
+    return subprocess.run(command).returncode
+
+
+def _run_seeds(task_class, options: argparse.Namespace, config, workdir: Path, runner=_run_one_seed) -> dict:
+    """``--set seeds=1,2,3``: the requested steps once per seed, each in its own process and folder
+    (WORKDIR/seed-N, an ordinary run folder: the suite's usual rules apply there, so an interrupted seed
+    resumes and a finished one is trained afresh, as a plain re-run would), then WORKDIR/results.json with
+    mean ± std of every metric. A failed seed stops the command; finished seed folders are kept."""
+    from common import report
+    from common.io import atomic_write_json
+
+    steps = [s.strip() for s in options.steps.split(",") if s.strip()]
+    if not steps or any(s not in STEPS for s in steps):  # the same check as a single run's, before any seed
+        raise UsageError(f"--steps {options.steps!r}: expected a comma-separated subset of {list(STEPS)}")
+    aggregate_path = workdir / "results.json"
+    previous = _previous_results(aggregate_path)
+    if aggregate_path.exists() and not report.is_seed_aggregate(previous):
+        raise UsageError(f"--workdir {str(workdir)!r} holds a single run's results.json; "
+                         "expected a new folder or one from an earlier --set seeds=... run")
+    aggregate_path.unlink(missing_ok=True)  # written again only when every seed of this invocation finished
+    per_seed: dict[int, dict] = {}
+    for index, seed in enumerate(config.seeds, 1):
+        folder = workdir / f"seed-{seed}"
+        print(f"== seed {seed} ({index}/{len(config.seeds)}) → {folder}", flush=True)
+        code = runner(_seed_command(task_class, options, workdir, seed))
+        results = _previous_results(folder / "results.json")
+        if code != 0 or not results:
+            finished = f"finished seeds {list(per_seed)} are kept in their folders" if per_seed else "no seed finished"
+            raise SeedFailed(f"seed {seed} failed (exit code {code}); its folder: {folder}; {finished}; "
+                             f"no aggregate written")
+        per_seed[seed] = results
+    aggregate = report.seed_aggregate(per_seed, {seed: f"seed-{seed}" for seed in per_seed})
+    aggregate = {"task": task_class.name, "preset": options.preset,
+                 "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "date": _now(),
+                 **{k: v for k, v in aggregate.items() if k not in ("task", "preset")},
+                 "config": config.to_dict(), "hardware": report.hardware()}
+    atomic_write_json(aggregate_path, aggregate)
+    if "metrics" in aggregate:
+        title = f"{task_class.name} ({options.preset}), seeds {list(config.seeds)} → {aggregate_path}"
+        print(report.format_seed_summary(aggregate, title=title))
+    return aggregate
+
+
+def _report(argv: list[str]) -> int:
+    """``run.py report RUN_DIR ...``: Markdown "published vs reproduced" tables (no TensorFlow)."""
+    import importlib
+
+    parser = _Parser(prog="run.py report", description="Markdown tables: each task's published anchors beside "
+                     "the runs' results.json (a plain run, a --set seeds=... aggregate, or a folder of seed-N runs; "
+                     "plain runs that differ only in seed are merged into mean ± std).")
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--output", type=Path, default=None, help="write the Markdown here (else print it)")
+    parser.add_argument("--metric", dest="metrics", action="append", default=[], metavar="KEY",
+                        help="one more column: a key of metrics['model'] or of metrics itself (repeatable), e.g. "
+                        "mse_ratio_vs_ridge_ar_window")
+    options = parser.parse_args(argv)
+    from common import report
+
+    runs = []
+    for folder in options.run_dirs:
+        if not folder.is_dir():
+            raise UsageError(f"{folder}: no such run folder")
+        files = [folder / "results.json"]
+        if not files[0].exists():
+            files = sorted(folder.glob("seed-*/results.json"))
+        if not files:
+            raise UsageError(f"{folder}: no results.json (nor seed-*/results.json) in it")
+        for file in files:
+            results = _read_results(file)
+            if results.get("task") not in tasks.TASK_NAMES:
+                raise UsageError(f"{file}: unknown task {results.get('task')!r}; expected one of "
+                                 f"{list(tasks.TASK_NAMES)}")
+            if not isinstance(results.get("metrics"), dict) or "model" not in results["metrics"]:
+                raise UsageError(f"{file}: no metrics in it (a run without the evaluate step?)")
+            runs.append((str(file.parent), results))
+    anchors = {}
+    for name in sorted({results["task"] for _, results in runs}):
+        try:  # the task's anchors module, not task.py: that one imports TensorFlow
+            anchors[name] = tuple(importlib.import_module(f"tasks.{name}.anchors").ANCHORS)
+        except ModuleNotFoundError:
+            anchors[name] = ()
+    text = report.reproduction_markdown(report.reproduction_rows(runs), anchors, tasks.TASK_NAMES, options.metrics)
+    if options.output is None:
+        print(text, end="")
+    else:
+        from common.io import atomic_write_text
+
+        atomic_write_text(options.output, text)
+        print(f"wrote {options.output}")
+    return 0
+
+
+def _read_results(file: Path) -> dict:
+    try:
+        results = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{file}: not valid JSON: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{file}: cannot be read: {error}") from None
+    if not isinstance(results, dict):
+        raise UsageError(f"{file}: expected a JSON object (a run's results), got {type(results).__name__}")
+    return results
+
+
 def _closing_lines(task, results: dict, preset: str, workdir: Path) -> list[str]:
     """What a newcomer needs after the tables: did training help, is this a real run, where are the files."""
     lines = []
@@ -311,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] == "--check":
             print(_environment_check())
             return 0
+        if argv[0] == "report":
+            return _report(argv[1:])
         if argv[0] == "--list":
             for name in tasks.TASK_NAMES:
                 print(f"{name.ljust(14)} {tasks.describe(name)}")
@@ -348,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         from common.config import ConfigError
         from common.errors import DataError, TaskError, TrainingDiverged
 
-        if isinstance(error, TrainingDiverged):
+        if isinstance(error, (TrainingDiverged, SeedFailed)):
             print(f"error: {error}", file=sys.stderr)
             return 1
 

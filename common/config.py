@@ -60,8 +60,15 @@ def parse_value(text: str, annotation: Any, key: str) -> Any:
     if origin is tuple:
         arguments = typing.get_args(annotation)
         item_type = arguments[0]
-        items = [part for part in text.split(",") if part.strip()]
-        return tuple(_parse_scalar(part.strip(), item_type, key) for part in items)
+        values = []
+        for part in (part.strip() for part in text.split(",") if part.strip()):
+            try:
+                values.append(_parse_scalar(part, item_type, key))
+            except ConfigError:  # name the whole value and the bad item
+                kind = getattr(item_type, "__name__", str(item_type))
+                raise ConfigError(f"--set {key}={text!r}: expected comma-separated {kind} values; "
+                                  f"{part!r} is not one") from None
+        return tuple(values)
     return _parse_scalar(text, annotation, key)
 
 
@@ -83,6 +90,10 @@ class BaseConfig:
     """Options shared by every task. Subclasses add task fields with benchmark defaults."""
 
     seed: int = 1234  # seeds Python, NumPy and TensorFlow (keras.utils.set_random_seed)
+    # Repeats: run.py runs the whole command once per seed into WORKDIR/seed-N/ (config.seed = N there) and writes
+    # WORKDIR/results.json with mean ± std over them; () = one run with `seed`. A seed varies everything `seed`
+    # seeds: the initial weights and shuffling, and in most tasks also the data split and the synthetic data.
+    seeds: tuple[int, ...] = ()
     epochs: int = 20  # maximum number of passes over the training split
     batch_size: int = 64  # examples per optimizer step: the GLOBAL batch under a distribution strategy
     scale_learning_rate: bool = False  # multiply learning_rate by the number of replicas (linear scaling rule)
@@ -119,6 +130,8 @@ class BaseConfig:
                 raise ConfigError(f"{key}={value} must be at least 1")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate={self.learning_rate} must be positive")
+        if len(set(self.seeds)) != len(self.seeds) or any(seed < 0 for seed in self.seeds):
+            raise ConfigError(f"seeds={','.join(map(str, self.seeds))}: expected distinct non-negative integers")
 
     @classmethod
     def field_types(cls) -> dict[str, Any]:

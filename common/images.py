@@ -242,8 +242,8 @@ def check_weights_request(encoder: str, weights: str | None, download: bool) -> 
                         f"{[e for e in ENCODERS if e != 'small_cnn']} or a local weights file")
     if not download:
         raise DataError(f"encoder_weights={IMAGENET!r} fetches the {encoder} ImageNet weights through "
-                        "keras.applications: pass --download (the file is then cached in ~/.keras/models and not fetched again), or "
-                        "give a local *_notop.h5 file: --set encoder_weights=PATH")
+                        "keras.applications: pass --download (the file is then cached in ~/.keras/models and not "
+                        "fetched again), or give a local *_notop.h5 file: --set encoder_weights=PATH")
 
 
 def build_encoder(name: str, image_size: int, weights_path: str | None = None, feature_dim: int = 256) -> keras.Model:

@@ -257,7 +257,7 @@ def default_callbacks(config: BaseConfig, workdir: Path, monitor: str = "val_los
 # Fields that may change between an interrupted run and its resumption (they do not change what
 # the saved weights and optimizer state mean).
 _RESUMABLE_CHANGES = frozenset({"epochs", "verbose", "tensorboard", "early_stopping_patience", "reduce_lr_patience",
-                                "logged_examples"})
+                                "logged_examples", "seeds"})
 
 
 def _fingerprint(config: BaseConfig) -> str:
@@ -388,7 +388,8 @@ def fit(
     """
     workdir = Path(workdir)
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
-    replicas = model.distribute_strategy.num_replicas_in_sync
+    # Only the TensorFlow backend's models carry a tf.distribute strategy (JAX: keras.distribution instead).
+    replicas = getattr(model, "distribute_strategy", tf.distribute.get_strategy()).num_replicas_in_sync
     if replicas > 1:
         # Keras' MirroredStrategy path averages the first batch across replicas before building
         # (keras/src/backend/tensorflow/trainer.py _maybe_symbolic_build), which fails when a batch

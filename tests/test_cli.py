@@ -26,6 +26,9 @@ def test_list_names_every_task_with_a_description():
         (("acceleration", "--steps", "train,deploy"), "--steps 'train,deploy'"),
         (("acceleration", "score"), "no official results format"),
         (("acceleration", "--download"), "cannot download its dataset"),
+        (("acceleration", "--set", "seeds=a,b"), "--set seeds='a,b': expected comma-separated int values"),
+        (("acceleration", "bench", "--set", "seeds=1,2"), "bench measures one configuration"),
+        (("report",), "the following arguments are required: RUN_DIR"),
     ],
 )
 def test_usage_errors_print_one_line_and_exit_2(arguments, fragment, tmp_path):

@@ -28,6 +28,12 @@ def test_overrides_are_parsed_with_the_field_type():
     assert (config.name, config.flag, config.key, config.sizes, config.epochs) == ("gru", True, "DE", (3, 4, 5), 7)
 
 
+def test_seeds_default_to_one_run_and_parse_as_a_tuple():
+    assert ExampleConfig().seeds == ()
+    assert ExampleConfig.from_preset("tiny", ["seeds=3, 1,2"]).seeds == (3, 1, 2)
+    assert ExampleConfig.from_preset("tiny", ["seeds="]).seeds == ()
+
+
 def test_override_wins_over_preset_and_none_clears_optional():
     config = ExampleConfig.from_preset("tiny", ["units=5", "key=none"])
     assert config.units == 5 and config.key is None
@@ -44,6 +50,9 @@ def test_override_wins_over_preset_and_none_clears_optional():
         ("strategy=parallel", "expected one of"),
         ("epochs=0", "at least 1"),
         ("learning_rate=-1", "must be positive"),
+        ("seeds=1,1", "expected distinct non-negative integers"),
+        ("seeds=-3", "expected distinct non-negative integers"),
+        ("sizes=3,x", "--set sizes='3,x': expected comma-separated int values; 'x' is not one"),
     ],
 )
 def test_bad_overrides_name_the_key_and_the_expectation(override, fragment):
