@@ -204,6 +204,21 @@ def _run_in(task_class, options: argparse.Namespace, action: str, config, workdi
     unknown = [s for s in steps if s not in STEPS]
     if unknown or not steps:
         raise UsageError(f"--steps {options.steps!r}: expected a comma-separated subset of {list(STEPS)}")
+    import keras
+
+    deferred_export = None
+    if "export" in steps and keras.backend.backend() != "tensorflow":
+        # The SavedModel graph (preprocessing, decoders) is TensorFlow; the checkpoint and the fitted preprocessor
+        # are backend-neutral files, so the TensorFlow backend exports what another backend trained.
+        steps.remove("export")
+        deferred_export = ["KERAS_BACKEND=tensorflow", "python", "run.py", task.name, "--preset", options.preset,
+                           "--workdir", str(workdir), "--steps", "evaluate,export",
+                           *(["--data-dir", str(options.data_dir)] if options.data_dir is not None else []),
+                           *[part for override in options.overrides for part in ("--set", override)]]
+        logging.getLogger("run").warning("Keras backend %r: the export step is left to the TensorFlow backend "
+                                         "(command printed at the end)", keras.backend.backend())
+        if not steps:
+            raise UsageError("--steps export needs the TensorFlow backend: " + shlex.join(deferred_export))
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -270,6 +285,9 @@ def _run_in(task_class, options: argparse.Namespace, action: str, config, workdi
         print(line)
     if "export" in results:
         print("try the exported model: python " + shlex.join(results["export"]["predict_example"]))
+    if deferred_export:
+        print(f"export: the SavedModel is written by the TensorFlow backend (this run used "
+              f"{keras.backend.backend()!r}): " + shlex.join(deferred_export))
     return results
 
 

@@ -69,7 +69,8 @@ def make_strategy(config: BaseConfig) -> tf.distribute.Strategy:
 
 
 def device_report() -> dict[str, Any]:
-    """What ran where: devices, GPU names, and the CUDA/cuDNN versions TensorFlow was built with."""
+    """What ran where: the Keras backend, devices, GPU names, and the CUDA/cuDNN versions TensorFlow was built
+    with (under KERAS_BACKEND=jax, JAX's devices: the model runs there, TensorFlow only runs tf.data)."""
     gpus = tf.config.list_physical_devices("GPU")
     build = tf.sysconfig.get_build_info()
     names = []
@@ -78,7 +79,8 @@ def device_report() -> dict[str, Any]:
             names.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
         except (RuntimeError, ValueError):
             names.append(gpu.name)
-    return {
+    report = {
+        "keras_backend": keras.backend.backend(),
         "physical": [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()],
         "logical": [d.name for d in tf.config.list_logical_devices()],
         "gpu_used": bool(gpus),
@@ -87,6 +89,13 @@ def device_report() -> dict[str, Any]:
                              "cuda_build": bool(build.get("is_cuda_build"))},
         "dtype_policy": keras.config.dtype_policy().name,
     }
+    if report["keras_backend"] == "jax":  # the model ran on JAX's devices; TensorFlow only fed the data
+        import jax
+
+        report["jax_devices"] = [f"{d.platform}:{d.device_kind}" for d in jax.devices()]
+        report["gpu_used"] = any(d.platform == "gpu" for d in jax.devices())
+        report["gpu_names"] = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    return report
 
 
 def model_report(model: keras.Model) -> dict[str, Any]:
