@@ -91,7 +91,7 @@ def test_roc_curve_of_the_plot_encloses_the_roc_auc():
 
 
 def test_presets_build_and_bad_values_are_refused():
-    for preset in ("default", "tiny", "paper"):
+    for preset in ("default", "tiny", "paper", "best"):
         Config.from_preset(preset)
     paper = Config.from_preset("paper")
     assert (paper.max_tokens, paper.sequence_length, paper.epochs, paper.lstm_units) == (20_000, 200, 2, 64)
@@ -105,6 +105,73 @@ def test_presets_build_and_bad_values_are_refused():
     assert Config.from_preset("tiny", ["max_train_reviews=3000"]).max_train_reviews == 3000
     with pytest.raises(ConfigError, match="max_train_reviews"):
         Config(max_train_reviews=0)
+    assert Config().architecture == paper.architecture == "stacked" and paper.learning_rate_schedule == "constant"
+    with pytest.raises(ConfigError, match="architecture='attention' is not allowed"):
+        Config(architecture="attention")
+    with pytest.raises(ConfigError, match="spatial_dropout"):
+        Config(spatial_dropout=1.0)
+    with pytest.raises(ConfigError, match="reduce_lr_patience"):
+        Config(learning_rate_schedule="cosine", reduce_lr_patience=1)
+
+
+def _small_best(*overrides: str) -> Config:
+    # The best preset's recipe at sizes that build and train in seconds.
+    return Config.from_preset("best", ["max_tokens=50", "embedding_dim=8", "lstm_units=4", "sequence_length=30",
+                                       "epochs=2", "batch_size=8", *overrides])
+
+
+def test_best_preset_is_a_pooled_bilstm_that_stays_cudnn_eligible():
+    best = Config.from_preset("best")
+    assert best.architecture == "pooled" and best.learning_rate_schedule == "cosine"
+    assert best.sequence_length > Config.from_preset("paper").sequence_length  # reviews are long
+    model = model_lib.build_model(_small_best(), vocabulary_size=50)
+    for name in ("spatial_dropout", "bilstm_1", "max_over_time", "mean_over_time", "dropout"):
+        model.get_layer(name)
+    report = training.recurrent_layers_report(model)
+    assert [entry["kind"] for entry in report] == ["LSTM", "LSTM"], report  # one BiLSTM
+    assert all(entry["cudnn_eligible"] for entry in report), report
+    assert model.get_layer("probability").dtype_policy.name == "float32"
+
+
+def test_pooled_model_ignores_padding_and_round_trips_through_a_keras_file(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = model_lib.build_model(_small_best(), vocabulary_size=50)
+    short = model.predict(np.array([[3, 4, 5]], dtype=np.int32), verbose=0)
+    # Padded steps must not win the maximum or enter the mean (nor may a batch-mate's length matter).
+    padded = model.predict(np.array([[3, 4, 5, 0, 0, 0, 0], [7, 8, 9, 10, 11, 12, 13]], dtype=np.int32), verbose=0)
+    np.testing.assert_allclose(short[0], padded[0], atol=1e-6)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    ids = np.array([[1, 2, 3, 0]], dtype=np.int32)
+    np.testing.assert_allclose(model.predict(ids, verbose=0), loaded.predict(ids, verbose=0), atol=1e-6)
+
+
+def test_masked_max_pooling_takes_the_maximum_over_unmasked_steps_only():
+    values = np.array([[[-3.0], [-2.0], [0.0]], [[-1.0], [5.0], [-4.0]]], np.float32)
+    mask = np.array([[True, True, False], [True, True, True]])
+    pooled = model_lib.MaskedGlobalMaxPooling1D()(values, mask=mask)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(pooled), [[-2.0], [5.0]])
+
+
+def test_cosine_learning_rate_falls_from_the_base_to_zero_within_the_epochs():
+    keras.utils.set_random_seed(0)
+    config = _small_best("learning_rate=0.01")
+    model = model_lib.build_model(config, vocabulary_size=50)
+    training.compile_model(model, config, loss="binary_crossentropy", metrics=["accuracy"])
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    ids = np.random.default_rng(0).integers(1, 50, size=(32, 12)).astype(np.int32)
+    labels = (ids[:, 0] > 25).astype(np.float32)
+    history = model.fit(ids, labels, batch_size=8, epochs=2, verbose=0,
+                        callbacks=[model_lib.CosineLearningRate(0.01, epochs=2), Record()])
+    assert len(seen) == 8  # 2 epochs of 4 steps
+    assert seen[0] == pytest.approx(0.01) and seen[4] == pytest.approx(0.005)  # half-way: half the step size
+    assert all(a > b for a, b in zip(seen, seen[1:])) and 0 < seen[-1] < 0.001
+    assert all(np.isfinite(history.history["loss"]))
 
 
 # --- text pipeline -----------------------------------------------------------------------------------------
@@ -367,6 +434,18 @@ def test_predictions_in_chunks_equal_one_pass_and_show_progress(tiny_fitted, cap
     np.testing.assert_array_equal(chunked, one_pass)
     features = tf.data.Dataset.from_tensor_slices(texts).batch(2).map(preprocessor.baseline_features)
     np.testing.assert_array_equal(baseline, preprocessor.baseline.predict(features, verbose=0).reshape(-1))
+
+
+def test_best_preset_trains_through_the_task_on_tiny_synthetic_reviews(tiny_fitted, tmp_path):
+    _, data, preprocessor = tiny_fitted
+    task = SentimentTask(_small_best("epochs=1", "tensorboard=False", "verbose=0"))
+    keras.utils.set_random_seed(0)
+    model = task.build_model(data, preprocessor)
+    record = task.fit(model, data, preprocessor, tmp_path)
+    assert record["epochs_run_this_process"] == 1 and np.isfinite(record["history"]["loss"]).all()
+    assert record["best_epoch"] == 1 and "preprocessor" in record
+    final_step_size = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    assert final_step_size < 0.01 * task.config.learning_rate  # the cosine schedule ran to its end
 
 
 def test_baseline_fit_shows_its_epochs(capsys):

@@ -19,14 +19,20 @@ class Config(BaseConfig):
     validation_fraction: float = 0.2
     # A stratified, seeded subset of this many training reviews (before validation); None = all.
     max_train_reviews: Optional[int] = None
-    # Model: the keras-io bidirectional LSTM (Embedding → BiLSTM(64, sequences) → BiLSTM(64) → Dense(1, sigmoid)).
+    # Model: "stacked" = the keras-io bidirectional LSTM (Embedding → BiLSTM(64, sequences) → BiLSTM(64) →
+    # Dense(1, sigmoid)); "pooled" = Embedding → BiLSTM(sequences) → masked max and mean over time → Dense.
+    architecture: str = "stacked"
     embedding_dim: int = 128  # floats per token
-    lstm_units: int = 64  # per direction, both layers
+    lstm_units: int = 64  # per direction, every layer
+    spatial_dropout: float = 0.0  # fraction of embedding channels dropped per review while training; 0 = none
+    dropout: float = 0.0  # dropout on the summary vector before the output unit; 0 = none
     # Training (the base fields keep their meaning; these are the benchmark values).
     epochs: int = 8
     batch_size: int = 32  # keras-io's value
     learning_rate: float = 3e-3  # Adam; 3x keras-io's 1e-3 because the synthetic corpus is small (few steps per epoch)
     early_stopping_patience: int = 2  # epochs without a higher validation accuracy (the checkpoint's metric)
+    # "constant", or "cosine": per step from learning_rate down to 0 at the end of the last epoch.
+    learning_rate_schedule: str = "constant"
     # Bag-of-n-grams baseline: TF-IDF of unigrams+bigrams → logistic regression (one Dense unit).
     baseline_max_tokens: int = 50_000  # n-gram vocabulary cap, fitted on the training split
     baseline_ngrams: int = 2  # 1 = unigrams only, 2 = unigrams and bigrams
@@ -42,6 +48,11 @@ class Config(BaseConfig):
     # Reporting.
     logged_examples: int = 5  # misclassified test reviews written to the log
 
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        **BaseConfig.CHOICES,
+        "architecture": ("stacked", "pooled"),
+        "learning_rate_schedule": ("constant", "cosine"),
+    }
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # Seconds: a few hundred short synthetic reviews and a very small network. For tests.
         "tiny": {"synthetic_train_reviews": 240, "synthetic_test_reviews": 80, "synthetic_max_words": 60,
@@ -51,12 +62,29 @@ class Config(BaseConfig):
         # keras-io "Bidirectional LSTM on IMDB" on the real reviews: 20k vocabulary, 200 tokens, 2 epochs.
         "paper": {"max_tokens": 20_000, "sequence_length": 200, "embedding_dim": 128, "lstm_units": 64,
                   "epochs": 2, "batch_size": 32, "learning_rate": 1e-3, "early_stopping_patience": 0},
+        # The strongest recurrent recipe found for the real reviews (issue 12): one BiLSTM over the first 500
+        # tokens (92 % of training reviews whole, vs 59 % at 200 tokens), masked max+mean pooling over its
+        # states, spatial dropout 0.4 on the embeddings and dropout 0.5 before the output, a 30k vocabulary,
+        # Adam 2e-3 decayed by a per-step cosine to 0 over 3 epochs (the checkpoint follows val_accuracy).
+        # Chosen on the real train half's validation split (20k/5k, seed 1234; never a test split), two
+        # full-data trials on 2 shared CPU cores: the same model with dropout 0.25/0.3 over 5 epochs peaked
+        # at 0.894 in epoch 2 and then overfitted (train 0.99, val loss 0.27 → 0.40); this one reaches 0.894
+        # in its last epoch with val loss 0.285, in 3 epochs instead of 5. TF-IDF bigrams there: 0.872.
+        "best": {"architecture": "pooled", "max_tokens": 30_000, "sequence_length": 500, "embedding_dim": 128,
+                 "lstm_units": 64, "spatial_dropout": 0.4, "dropout": 0.5, "epochs": 3, "batch_size": 64,
+                 "learning_rate": 2e-3, "learning_rate_schedule": "cosine", "early_stopping_patience": 0},
     }
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 < self.validation_fraction < 1:
             raise ConfigError(f"validation_fraction={self.validation_fraction} must be in (0, 1)")
+        for key in ("spatial_dropout", "dropout"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(f"{key}={getattr(self, key)} must be in [0, 1)")
+        if self.learning_rate_schedule == "cosine" and self.reduce_lr_patience > 0:
+            raise ConfigError(f"learning_rate_schedule='cosine' sets the step size itself; reduce_lr_patience="
+                              f"{self.reduce_lr_patience} would fight it (expected 0)")
         if self.max_tokens < 3:
             raise ConfigError(f"max_tokens={self.max_tokens} must be at least 3 (padding, out-of-vocabulary, one word)")
         for key in ("sequence_length", "embedding_dim", "lstm_units", "baseline_max_tokens", "baseline_ngrams",
