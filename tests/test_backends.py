@@ -20,8 +20,7 @@ jax = pytest.importorskip("jax", reason="the JAX tests need tests/requirements.t
 
 NOT_PORTED = {
     "sentiment": "its word vectorizer is a ragged keras TextVectorization, which Keras allows only on TensorFlow",
-    "translation": "Translator's encode/step and common/decoding.py's greedy/beam search are tf.function/tf ops",
-    "captioning": "CaptionGenerator and common/decoding.py's beam search are tf.function/tf ops",
+    "translation": "Translator's encode/step (tasks/translation/model.py) are tf ops in a tf.function",
     "language_model": "the Generator (seeded sampling) is a tf.function over tf ops",
 }
 
@@ -91,3 +90,31 @@ def test_run_under_jax_trains_and_evaluates_then_tensorflow_exports_the_same_che
     assert after["devices"]["keras_backend"] == "tensorflow" and after["export"]["endpoints"]
     for key, value in _numbers(results["metrics"]["model"]).items():  # the JAX-trained model, evaluated by TF
         assert after["metrics"]["model"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+def test_greedy_and_beam_search_agree_across_backends_and_with_the_python_reference():
+    """common.decoding on a keras.ops step function: under JAX and TensorFlow the same tokens and scores, beam
+    search equals the step-by-step Python reference, and width 1 equals greedy."""
+    import decoding_cases
+
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "decoding_cases.py")], cwd=ROOT, env=environment,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    under_jax = json.loads(result.stdout.strip().splitlines()[-1])
+    under_tensorflow = decoding_cases.results()
+    for found in (under_jax, under_tensorflow):
+        assert found["beam1_0.0"] == found["greedy"]
+        np.testing.assert_allclose(found["beam1_0.0_score"], found["greedy_score"], rtol=1e-5)
+        for key in ("1_0.0", "3_0.0", "3_0.6"):
+            assert [row for row, _ in found[f"python{key}"]] == found[f"beam{key}"], key
+            np.testing.assert_allclose([score for _, score in found[f"python{key}"]], found[f"beam{key}_score"],
+                                       rtol=1e-5, atol=1e-5)
+    assert under_jax.keys() == under_tensorflow.keys()
+    for key, value in under_tensorflow.items():
+        if key.endswith("score"):
+            np.testing.assert_allclose(under_jax[key], value, rtol=1e-5, atol=1e-5)
+        elif not key.startswith("python"):
+            assert under_jax[key] == value, key
+    assert len({tuple(map(tuple, under_tensorflow[k])) for k in ("greedy", "beam3_0.0", "beam3_0.6")}) > 1, \
+        "the cases must tell greedy from beam search"

@@ -8,6 +8,7 @@ from typing import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from common import examples
 from tasks.captioning import model as captioning_model
@@ -28,14 +29,17 @@ def caption_examples(config, records: Sequence[pipeline.CaptionedImage], feature
     if not config.tensorboard or count == 0:
         return []
     chosen = list(records[:count])
-    shown = tf.constant(np.asarray(features[:count], np.float32))
+    shown = np.asarray(features[:count], np.float32)
     vocabulary = tf.constant(list(words))
 
     def rows_factory(model):
         generator = captioning_model.CaptionGenerator(model, config.max_caption_length)
         # Traced once; the layers read the model's variables, so every epoch decodes with its current weights.
-        generate = tf.function(lambda f: pipeline.tokens_to_strings(
-            generator.generate(f, config.beam_width, config.length_penalty)[0], vocabulary))
+        tokens = captioning_model.traced(lambda f: generator.generate(f, config.beam_width, config.length_penalty)[0],
+                                         shown.shape[1])
+
+        def generate(features):
+            return pipeline.tokens_to_strings(tf.convert_to_tensor(ops.convert_to_numpy(tokens(features))), vocabulary)
 
         def rows():
             captions = [text.decode("utf-8") for text in generate(shown).numpy()]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from common import decoding, progress
 from tasks.captioning import pipeline
@@ -50,14 +51,14 @@ def build_model(config, vocabulary_size: int, feature_dim: int) -> keras.Model:
                        name="show_and_tell")
 
 
-class CaptionGenerator(tf.Module):
+class CaptionGenerator:
     """Greedy / beam-search generation with the layers of a trained ``build_model`` model.
 
-    Usable eagerly, inside tf.function, and inside a SavedModel endpoint (it only calls layers).
+    Written with keras.ops (common.decoding too): eager or inside tf.function and a SavedModel endpoint
+    under TensorFlow, and under JAX. It only calls the model's layers, so it decodes with their current weights.
     """
 
     def __init__(self, model: keras.Model, max_words: int):
-        super().__init__(name="caption_generator")
         self.image_embedding = model.get_layer("image_embedding")
         self.word_embedding = model.get_layer("word_embedding")
         self.lstm = model.get_layer("decoder_lstm")
@@ -66,28 +67,27 @@ class CaptionGenerator(tf.Module):
         self.max_length = max_words + 1  # words + <end>
         # Tokens the decoder must never emit: padding, <unk>, <start>.
         banned = [pipeline.PAD_ID, pipeline.UNK_ID, pipeline.START_ID]
-        self.banned = tf.constant([i in banned for i in range(self.vocabulary_size)])
+        self.banned = np.array([[i in banned for i in range(self.vocabulary_size)]])  # [1, V]
 
-    def initial_state(self, features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def initial_state(self, features):
         """LSTM state after reading the image, [N, H] each."""
-        step = self.image_embedding(features)[:, tf.newaxis, :]  # [N, 1, E]
+        step = ops.expand_dims(self.image_embedding(features), 1)  # [N, 1, E]
         _, hidden, cell = self.lstm(step)
         return hidden, cell
 
-    def step(self, tokens: tf.Tensor, state):
+    def step(self, tokens, state):
         """step_fn of common.decoding: tokens int32 [N] → (log_probs [N, V], new state)."""
         hidden, cell = state
-        embedded = self.word_embedding(tokens)[:, tf.newaxis, :]  # [N, 1, E]
+        embedded = ops.expand_dims(self.word_embedding(tokens), 1)  # [N, 1, E]
         output, hidden, cell = self.lstm(embedded, initial_state=[hidden, cell])
-        logits = tf.cast(self.word_logits(output[:, 0, :]), tf.float32)  # [N, V]
-        logits = tf.where(self.banned[tf.newaxis, :], tf.constant(decoding.NEGATIVE_INFINITY, tf.float32), logits)
-        return tf.nn.log_softmax(logits, axis=-1), (hidden, cell)
+        logits = ops.cast(self.word_logits(output[:, 0, :]), "float32")  # [N, V]
+        logits = ops.where(self.banned, decoding.NEGATIVE_INFINITY, logits)
+        return ops.log_softmax(logits, axis=-1), (hidden, cell)
 
-    def generate(self, features: tf.Tensor, beam_width: int,
-                 length_penalty: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
+    def generate(self, features, beam_width: int, length_penalty: float = 0.0):
         """features [N, D] → (tokens int32 [N, max_words + 1] ending with <end> then 0, score [N])."""
-        features = tf.convert_to_tensor(features, tf.float32)
-        batch_size = tf.shape(features)[0]
+        features = ops.cast(ops.convert_to_tensor(features), "float32")
+        batch_size = ops.shape(features)[0]
         state = self.initial_state(features)
         if beam_width <= 1:
             return decoding.greedy_search(
@@ -99,17 +99,21 @@ class CaptionGenerator(tf.Module):
         )
 
 
+def traced(function, feature_dim: int):
+    """``function`` (features [N, D] → ...) traced once by TensorFlow for any N; other backends run it as is."""
+    if keras.backend.backend() != "tensorflow":
+        return function
+    return tf.function(function, input_signature=[tf.TensorSpec([None, feature_dim], tf.float32)])
+
+
 def generate(model: keras.Model, features: np.ndarray, max_words: int, beam_width: int,
              length_penalty: float = 0.0, batch_size: int = 256) -> np.ndarray:
     """Token ids int32 [N, max_words + 1] generated for features [N, D], batch by batch, in one traced graph."""
     generator = CaptionGenerator(model, max_words)
-    run = tf.function(
-        lambda f: generator.generate(f, beam_width, length_penalty)[0],
-        input_signature=[tf.TensorSpec([None, features.shape[1]], tf.float32)],
-    )
+    run = traced(lambda f: generator.generate(f, beam_width, length_penalty)[0], features.shape[1])
     starts = range(0, len(features), batch_size)
     search = "greedy decoding" if beam_width <= 1 else f"beam search (width {beam_width})"
-    batches = [run(tf.constant(features[s : s + batch_size])).numpy()
+    batches = [ops.convert_to_numpy(run(ops.convert_to_tensor(features[s : s + batch_size])))
                for s in progress.track(starts, len(starts), f"{search} of {len(features):,} images", unit="batches")]
     return np.concatenate(batches, axis=0)
 
@@ -121,12 +125,13 @@ def teacher_forced(model: keras.Model, dataset) -> dict[str, float]:
     """
     total, correct, count = 0.0, 0, 0
     for inputs, targets in dataset:
-        logits = tf.cast(model(inputs, training=False), tf.float32)
-        mask = tf.not_equal(targets, pipeline.PAD_ID)
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-        total += float(tf.reduce_sum(tf.boolean_mask(losses, mask)))
-        hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), targets)
-        correct += int(tf.reduce_sum(tf.cast(tf.boolean_mask(hits, mask), tf.int32)))
-        count += int(tf.reduce_sum(tf.cast(mask, tf.int32)))
+        inputs, targets = keras.tree.map_structure(np.asarray, inputs), np.asarray(targets)  # any backend
+        logits = ops.cast(model(inputs, training=False), "float32")
+        mask = ops.cast(ops.not_equal(targets, pipeline.PAD_ID), "float32")
+        losses = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        total += float(ops.sum(losses * mask))
+        hits = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), targets), "float32")
+        correct += int(ops.sum(hits * mask))
+        count += int(ops.sum(mask))
     return {"cross_entropy_per_token": total / count, "perplexity": float(np.exp(total / count)),
             "token_accuracy": correct / count}
