@@ -165,7 +165,11 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
     if options.download and not task_class.can_download:
         raise UsageError(f"Task {task_class.name!r} cannot download its dataset; pass --data-dir with local files")
     if options.data_dir is not None and not options.data_dir.exists() and not options.download:
-        raise UsageError(f"--data-dir {str(options.data_dir)!r} does not exist")
+        # A comma-separated list of files (acceleration: several recordings) is checked entry by entry.
+        missing = [part for part in str(options.data_dir).split(",") if not Path(part.strip()).exists()]
+        if missing or "," not in str(options.data_dir):
+            raise UsageError(f"--data-dir {str(options.data_dir)!r} does not exist"
+                             + (f" (missing: {', '.join(map(repr, missing))})" if "," in str(options.data_dir) else ""))
     workdir = (options.workdir or Path("runs") / task_class.name).resolve()
     if workdir.exists() and not workdir.is_dir():
         raise UsageError(f"--workdir {str(workdir)!r} is a file; expected a folder (new or from an earlier run)")

@@ -1,6 +1,7 @@
 """Reader for a 1-D acceleration (vibration) signal stored in one of several common formats.
 
     read_signal(path, key=None, column=None) -> np.ndarray float64 [N]
+    signal_files(spec) -> [Path]   # one file, a folder of recordings, or "a.npz,b.csv" (several at once)
 
 Formats, chosen by extension:
   .pkl  pandas Series, or DataFrame (``column`` names the column unless there is only one), or a
@@ -162,3 +163,40 @@ def read_signal(path: str | Path, key: str | None = None, column: str | None = N
     if signal.size == 0:
         raise DataError(f"{path}: the signal is empty")
     return signal
+
+
+READABLE = FORMATS + (".pickle",)
+
+
+def signal_files(spec: str | Path) -> list[Path]:
+    """The recordings ``--data-dir`` names: one file; a folder (its files with a signal extension, sorted
+    by name; other files such as a README are skipped); or a comma-separated list of files. A bad
+    entry of a list raises DataError naming it; the files themselves are read by ``read_signal``."""
+    text = str(spec)
+    path = Path(text)
+    if "," in text and not path.exists():
+        entries = [entry.strip() for entry in text.split(",")]
+        if not all(entries):
+            raise DataError(f"--data-dir {text!r}: an empty entry in the comma-separated list of signal files")
+        paths = [Path(entry) for entry in entries]
+        for entry in paths:
+            if not entry.exists():
+                raise DataError(f"{entry}: no such file (an entry of the --data-dir list {text!r})")
+            if entry.is_dir():
+                raise DataError(f"{entry}: is a folder; each entry of a --data-dir list must be one signal file "
+                                f"with extension {list(FORMATS)} (or pass the folder alone)")
+            if entry.suffix.lower() not in READABLE:
+                raise DataError(f"{entry}: unsupported signal format {entry.suffix!r} (an entry of the --data-dir "
+                                f"list); expected one of {list(FORMATS)}")
+        resolved = [entry.resolve() for entry in paths]
+        repeated = sorted({str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1})
+        if repeated:
+            raise DataError(f"{repeated[0]}: listed twice in --data-dir; each recording may be used once")
+        return paths
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir()
+                       if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in READABLE)
+        if not files:
+            raise DataError(f"{path}: a folder with no signal files; expected files with extension {list(FORMATS)}")
+        return files
+    return [path]

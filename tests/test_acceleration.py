@@ -2,6 +2,7 @@
 
 import json
 import pickle
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,8 +16,8 @@ from conftest import run_cli
 from data import DataError
 from data.signal import read_signal
 from data.synthetic import vibration
+from tasks.acceleration import evaluation, pipeline
 from tasks.acceleration import model as model_lib
-from tasks.acceleration import pipeline
 from tasks.acceleration.config import HORIZON, WINDOW_SAMPLES, Config
 
 SIGNAL = np.sin(np.arange(3000) / 7.0)
@@ -236,7 +237,7 @@ def test_preprocessor_round_trips_its_statistics_and_ridges(tmp_path):
     fitted.save(tmp_path / "pre")
     loaded = pipeline.Preprocessor.load(tmp_path / "pre")
     assert (loaded.mean, loaded.std) == (fitted.mean, fitted.std)
-    inputs, _ = pipeline.windows(data.splits.test)
+    inputs, _ = pipeline.windows(data.part("test"))
     for order in (task.config.ridge_order, WINDOW_SAMPLES):
         np.testing.assert_array_equal(loaded.ridge(order).predict(inputs), fitted.ridge(order).predict(inputs))
         assert loaded.ridge(order).alpha == fitted.ridge(order).alpha
@@ -310,3 +311,163 @@ def test_predict_warns_when_the_input_scale_is_far_from_the_training_signal(tiny
     assert result.returncode == 0, result.stderr[-2000:]
     answers = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert "10x the training signal's" in answers[0]["warning"] and "warning" not in answers[1]
+
+
+# --- several recordings, blocked splits, the dense ridge -----------------------------------------
+
+def _two_ramps(folder, first=30_000, second=25_000):
+    """Two files whose samples are their own indices (the second offset by 1e6): a window that crossed
+    from one file into the other, or across a removed block, would hold a jump."""
+    np.save(folder / "a.npy", np.arange(first, dtype=np.float64))
+    np.save(folder / "b.npy", 1e6 + np.arange(second, dtype=np.float64))
+    return folder / "a.npy", folder / "b.npy"
+
+
+def _consecutive(inputs, targets):
+    examples = np.concatenate([np.asarray(inputs).reshape(len(targets), -1), np.asarray(targets)], axis=1)
+    return bool(np.all(np.diff(examples, axis=1) == 1))
+
+
+@pytest.mark.parametrize("blocks", [0, 5])
+def test_windows_of_several_files_never_cross_a_file_or_a_gap(tmp_path, blocks):
+    from tasks.acceleration.task import TASK
+
+    first, second = _two_ramps(tmp_path)
+    task = TASK(Config.from_preset("tiny", [f"blocks={blocks}", "test_block=2" if blocks else "test_block=-1"]))
+    data = task.load_data(tmp_path, tmp_path / "work")  # the folder: both files, in name order
+    assert [r.name for r in data.recordings] == ["a.npy", "b.npy"] and data.info["source"] == "files"
+    train = data.part("train")
+    # The pooled training signal is laid end to end: a start too close to a segment's end would cross.
+    assert len(train) == (2 if not blocks else 4)
+    batches = list(pipeline.dataset(train, 1, 512, shuffle=False, seed=0))
+    inputs = np.concatenate([b[0].numpy() for b in batches])
+    targets = np.concatenate([b[1].numpy() for b in batches])
+    assert _consecutive(inputs, targets)
+    assert len(targets) == pipeline.count_windows(train, 1) == sum(len(s) - 2599 for s in train)
+    for split in ("train", "validation", "test"):
+        assert _consecutive(*pipeline.windows(data.part(split), 7))
+    assert {int(v) // 1_000_000 for v in pipeline.windows(data.part("test"))[1].ravel()} == {0, 1}  # both files
+    # The same files as a comma-separated list give the same recordings.
+    listed = task.load_data(Path(f"{first},{second}"), tmp_path / "work")
+    for one, other in zip(listed.recordings, data.recordings):
+        np.testing.assert_array_equal(np.concatenate(one.test), np.concatenate(other.test))
+
+
+def test_blocked_split_puts_test_and_validation_blocks_where_asked():
+    signal = np.arange(50_000, dtype=np.float64)
+    for test_block, validation_block in ((0, 1), (2, 1), (-1, 3), (4, 3)):
+        config = Config.from_preset("default", ["blocks=5", f"test_block={test_block}"])
+        recording = pipeline.split_recording(signal, config, source="s.npy")
+        assert recording.bounds["test"] == [[(test_block % 5) * 10_000, (test_block % 5 + 1) * 10_000]]
+        assert recording.bounds["validation"] == [[validation_block * 10_000, (validation_block + 1) * 10_000]]
+        used = [set(np.concatenate(getattr(recording, split)).astype(int)) for split in ("train", "validation", "test")]
+        assert sum(map(len, used)) == 50_000 and not (used[0] & used[1] or used[0] & used[2] or used[1] & used[2])
+    default = pipeline.split_recording(signal, Config(), source="s.npy")  # blocks=0: today's fraction split
+    old = pipeline.split_by_time(signal, Config())
+    for split in ("train", "validation", "test"):
+        np.testing.assert_array_equal(getattr(default, split)[0], getattr(old, split))
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["test_block=2"], "test_block=2 needs blocks >= 3"),
+    (["blocks=2"], "blocks=2: expected 0"),
+    (["blocks=5", "test_block=5"], "block index in [0, 4]"),
+    (["blocks=5", "test_block=-2"], "block index in [0, 4]"),
+    (["ridge_fit_stride=-1"], "ridge_fit_stride=-1"),
+])
+def test_split_and_ridge_options_are_validated(overrides, fragment):
+    from common.config import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        Config.from_preset("default", overrides)
+    assert fragment in str(error.value)
+
+
+def test_blocks_too_small_for_one_example_name_the_file():
+    with pytest.raises(DataError, match=r"short.npy: 20000 samples cut into blocks=10"):
+        pipeline.split_recording(np.zeros(20_000), Config.from_preset("default", ["blocks=10"]), source="short.npy")
+
+
+def test_a_bad_entry_of_a_file_list_is_one_error_naming_it(tmp_path):
+    from data.signal import signal_files
+
+    good, _ = _two_ramps(tmp_path)
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "sub").mkdir()
+    cases = [(f"{good},{tmp_path / 'missing.npy'}", "missing.npy: no such file"),
+             (f"{good},{tmp_path / 'notes.txt'}", "notes.txt: unsupported signal format '.txt'"),
+             (f"{good},{tmp_path / 'sub'}", "sub: is a folder"),
+             (f"{good},,{good}", "an empty entry"),
+             (f"{good},{good}", "a.npy: listed twice")]
+    for spec, fragment in cases:
+        with pytest.raises(DataError) as error:
+            signal_files(spec)
+        assert fragment in str(error.value), spec
+    assert [p.name for p in signal_files(tmp_path)] == ["a.npy", "b.npy"]  # notes.txt and sub/ are skipped
+    with pytest.raises(DataError, match="sub: a folder with no signal files"):
+        signal_files(tmp_path / "sub")
+
+
+def test_several_files_give_pooled_and_per_file_metrics(tmp_path):
+    from tasks.acceleration.task import TASK
+
+    for name, seed in (("x.npz", 1), ("y.npz", 2)):
+        vibration.write_npz(vibration.VibrationSpec(duration_seconds=2.0, seed=seed), tmp_path / name)
+    task = TASK(Config.from_preset("tiny", ["ridge_fit_stride=25", "recursive_windows=0"]))
+    data = task.load_data(tmp_path, tmp_path / "work")
+    preprocessor = pipeline.Preprocessor.fit(task, data, tmp_path / "work")
+    model = task.build_model(data, preprocessor)  # untrained: the linear path is the dense ridge
+    metrics = task.evaluate(model, data, preprocessor, tmp_path)
+    assert set(metrics["per_file"]) == {"x.npz", "y.npz"}
+    assert sum(block["test_windows"] for block in metrics["per_file"].values()) == metrics["test_windows"]
+    for block in (metrics, *metrics["per_file"].values()):
+        assert set(block["baselines"]) == {*evaluation.BASELINES, "ridge_ar_window_dense"}
+        assert block["mse_ratio_vs_ridge_ar_window_dense"] == pytest.approx(1.0, abs=1e-3)  # the LSTM head is zero
+        assert block["mse_ratio_vs_ridge_ar_window"] == pytest.approx(
+            block["model"]["mse"] / block["baselines"]["ridge_ar_window"]["mse"])
+    assert data.info["files"]["x.npz"]["test_windows"] == metrics["per_file"]["x.npz"]["test_windows"]
+
+
+def test_streamed_ridge_equals_the_in_memory_fit_and_the_dense_ridge_round_trips(tmp_path):
+    rng = np.random.default_rng(2)
+    signal = np.sin(np.arange(30_000) / 9.0) + 0.1 * rng.normal(size=30_000)
+    splits = pipeline.split_by_time(signal, Config())
+    mean, std = float(splits.train.mean()), float(splits.train.std())
+    validation = pipeline.windows(splits.validation)
+    whole = model_lib.RidgeAutoregression(300, mean, std).fit(pipeline.windows(splits.train, 30), validation)
+    streamed = model_lib.RidgeAutoregression(300, mean, std).fit_streamed(
+        pipeline.window_batches((splits.train,), 30, batch=97), validation)
+    np.testing.assert_allclose(streamed.weights, whole.weights, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(streamed.alphas, whole.alphas)
+    preprocessor = pipeline.Preprocessor(mean, std, {300: whole}, dense=streamed, dense_stride=30)
+    preprocessor.save(tmp_path / "pre")
+    loaded = pipeline.Preprocessor.load(tmp_path / "pre")
+    assert loaded.dense_stride == 30 and loaded.warm_start_ridge() is loaded.dense
+    np.testing.assert_array_equal(loaded.dense.weights, streamed.weights)
+
+
+@pytest.mark.real_data
+def test_the_cwru_folder_gives_each_recording_its_own_splits(shared_data, tmp_path):
+    from tasks.acceleration.task import TASK
+
+    task = TASK(Config.from_preset("default", ["signal_key=DE"]))
+    data = task.load_data(shared_data / "cwru", tmp_path)
+    assert len(data.recordings) == 4 and data.info["source"] == "files"
+    single = task.load_data(shared_data / "cwru" / "1797_IR_7_DE12.npz", tmp_path)
+    pooled_ir = data.info["files"]["1797_IR_7_DE12.npz"]
+    assert {k: pooled_ir[k] for k in ("samples", "split_bounds", "test_windows")} == {
+        k: single.info[k] for k in ("samples", "split_bounds", "test_windows")}
+    assert data.info["test_windows"] == sum(f["test_windows"] for f in data.info["files"].values())
+
+
+def test_cli_data_dir_list_names_the_missing_entry(tmp_path):
+    """--data-dir a.npz,b.npz is checked entry by entry before anything runs (one error line, exit 2)."""
+    from conftest import run_cli
+
+    present = tmp_path / "present.npz"
+    np.savez(present, DE=np.zeros(10, np.float32))
+    result = run_cli("acceleration", "--data-dir", f"{present},{tmp_path / 'absent.npz'}", "--workdir",
+                     str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert "missing: " in result.stderr and "absent.npz" in result.stderr and "present.npz'" not in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -149,3 +149,14 @@ def test_the_export_check_refuses_an_endpoint_with_non_finite_outputs(tmp_path):
     export.write_archive(tmp_path / "export", [model], {"serve": (serve, [tf.TensorSpec([None, 2], tf.float32)])})
     with pytest.raises(RuntimeError, match="NaN or infinite values on the smoke inputs"):
         export.check_in_fresh_process(tmp_path / "export", {"serve": [np.ones((1, 2), np.float32)]})
+
+
+def test_acceleration_folder_with_one_bad_recording_names_that_file(tmp_path):
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    np.save(folder / "good.npy", np.sin(np.arange(30_000) / 7.0))
+    np.save(folder / "broken.npy", np.where(np.arange(30_000) == 99, np.nan, 0.0))
+    result = run_cli("acceleration", "--preset", "tiny", "--data-dir", str(folder), "--workdir", str(tmp_path / "w"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.npy" in errors[0] and "first at sample 99" in errors[0], result.stderr[-2000:]

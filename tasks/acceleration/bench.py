@@ -35,11 +35,10 @@ def run(task, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
     config = dataclasses.replace(task.config, epochs=EPOCHS, early_stopping_patience=0)
     task.config = config
     data = task.load_data(data_dir, workdir)
-    splits = data.splits
     # The bench measures speed, not accuracy: a preprocessor fitted here is used and not saved.
     preprocessor = task.Preprocessor.fit(task, data, workdir)
     train_dataset, _ = task.datasets(data, preprocessor)
-    train_inputs, train_targets = pipeline.windows(splits.train, config.stride)
+    train_inputs, train_targets = pipeline.windows(data.part("train"), config.stride)
     steps = int(np.ceil(len(train_inputs) / config.batch_size))
 
     # 1. tf.data alone: batches/s of the training pipeline (slicing windows from the signal).

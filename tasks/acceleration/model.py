@@ -77,13 +77,28 @@ class RidgeAutoregression:
     def fit(self, train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray]):
         x = self._features(train[0])
         y = (train[1].astype(np.float64) - self.mean) / self.std
+        return self._solve(x.T @ x, x.T @ y, validation)
+
+    def fit_streamed(self, batches, validation: tuple[np.ndarray, np.ndarray]):
+        """The same ridge from an iterable of (inputs, targets) batches: the Gram matrix is summed
+        batch by batch, so any number of training windows fits in memory (dense strides, many files)."""
+        gram = moment = None
+        for inputs, targets in batches:
+            x = self._features(inputs)
+            y = (targets.astype(np.float64) - self.mean) / self.std
+            gram = x.T @ x if gram is None else gram + x.T @ x
+            moment = x.T @ y if moment is None else moment + x.T @ y
+        if gram is None:
+            raise ValueError("no training windows to fit the ridge on")
+        return self._solve(gram, moment, validation)
+
+    def _solve(self, gram: np.ndarray, moment: np.ndarray, validation: tuple[np.ndarray, np.ndarray]):
         validation_x = self._features(validation[0])
-        gram, moment = x.T @ x, x.T @ y
         # Each of the 100 outputs is its own ridge problem: near samples want little shrinkage, far
         # ones (close to unpredictable) want a lot, so the strength is chosen per output column.
-        best_error = np.full(y.shape[1], np.inf)
-        self.weights = np.zeros((x.shape[1], y.shape[1]))
-        self.alphas = np.zeros(y.shape[1])
+        best_error = np.full(moment.shape[1], np.inf)
+        self.weights = np.zeros((gram.shape[0], moment.shape[1]))
+        self.alphas = np.zeros(moment.shape[1])
         for alpha in self.ALPHAS:
             penalty = alpha * np.eye(len(gram))
             penalty[-1, -1] = 0.0  # do not shrink the bias

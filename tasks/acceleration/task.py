@@ -2,6 +2,7 @@
 
     python run.py acceleration                    # default preset, synthetic 12 kHz bearing signal
     python run.py acceleration --data-dir ../shared/data/cwru/1797_IR_7_DE12.npz --set signal_key=DE
+    python run.py acceleration --data-dir ../shared/data/cwru --set signal_key=DE   # every file, pooled
     python run.py acceleration predict --model runs/acceleration/export runs/acceleration/samples/signal.npy
     python run.py acceleration bench              # suite fit vs plain model.fit, tf.data throughput
 
@@ -11,6 +12,10 @@ non-overlapping test targets, for the LSTM and four baselines on the same window
 (repeat the last 100 samples), the training mean, and ridge linear autoregressions on the last
 ``ridge_order`` samples and on the whole 2,500-sample window. The primary metric is the model's
 test MSE divided by persistence's (each baseline gets the same ratio). Measured numbers: README.
+
+Several recordings (``--data-dir`` a folder or ``a.npz,b.npz``): each file is split by time on its
+own, training pools the windows of all files (one normalisation, one ridge), no window crosses a
+file boundary, and results.json has the pooled metrics plus ``per_file`` blocks.
 """
 
 from __future__ import annotations
@@ -25,14 +30,12 @@ import tensorflow as tf
 
 from common import training
 from common.io import atomic_path
-from common.metrics.regression import regression_errors
-from common.report import metrics as metrics_block
 from common.task import Task, TaskData
 from data import DataError
-from data.signal import read_signal
+from data.signal import read_signal, signal_files
 from data.synthetic import vibration
+from tasks.acceleration import evaluation, pipeline, plots
 from tasks.acceleration import model as model_lib
-from tasks.acceleration import pipeline, plots
 from tasks.acceleration.config import HORIZON, STEP_SAMPLES, WINDOW_SAMPLES, WINDOW_STEPS, Config
 
 logger = logging.getLogger(__name__)
@@ -43,8 +46,12 @@ _MAX_ROLLING_STARTS = 64
 
 @dataclasses.dataclass
 class AccelerationData(TaskData):
-    splits: pipeline.Splits  # the signal cut by time into train / validation / test parts
-    path: Path  # the signal file read
+    recordings: list[pipeline.Recording]  # each signal file cut by time into train / validation / test
+    path: Path  # the --data-dir given (a file, a folder or a list), or the synthetic file written
+
+    def part(self, split: str) -> tuple[np.ndarray, ...]:
+        """Every segment of ``split`` ("train", "validation", "test") over all recordings, in file order."""
+        return tuple(segment for recording in self.recordings for segment in getattr(recording, split))
 
 
 class AccelerationTask(Task):
@@ -71,30 +78,43 @@ class AccelerationTask(Task):
             key, source = "DE", "synthetic"
         else:
             path, key, source = Path(data_dir), config.signal_key, "file"
-        signal = read_signal(path, key=key, column=config.column)
-        splits = pipeline.split_by_time(signal, config, source=str(path))
-        info = {
-            "source": source,
-            "path": str(path),
-            "samples": int(len(signal)),
-            "split_bounds": [list(b) for b in splits.bounds],
-            "train_windows": int(len(pipeline.window_starts(len(splits.train), config.stride))),
-            "validation_windows": int(len(pipeline.window_starts(len(splits.validation), HORIZON))),
-            "test_windows": int(len(pipeline.window_starts(len(splits.test), HORIZON))),
-        }
-        return AccelerationData(splits=splits, path=path, info=info)
+        files = signal_files(path) if source == "file" else [path]
+        recordings = pipeline.read_recordings(files, config, key)
+        info = {"source": source if len(files) == 1 else "files", "path": str(path)}
+        for recording in recordings:
+            facts = {
+                "samples": int(sum(b - a for spans in recording.bounds.values() for a, b in spans)),
+                # one [start, stop) per split (fraction split), or split → segments (blocked split)
+                "split_bounds": ([spans[0] for spans in recording.bounds.values()] if not config.blocks
+                                 else recording.bounds),
+                "train_windows": pipeline.count_windows(recording.train, config.stride),
+                "validation_windows": pipeline.count_windows(recording.validation, HORIZON),
+                "test_windows": pipeline.count_windows(recording.test, HORIZON),
+            }
+            if len(files) == 1:
+                info.update(facts)
+            else:
+                info.setdefault("files", {})[recording.name] = {"path": recording.path, **facts}
+        if len(files) > 1:
+            for count in ("samples", "train_windows", "validation_windows", "test_windows"):
+                info[count] = sum(facts[count] for facts in info["files"].values())
+        return AccelerationData(recordings=recordings, path=path, info=info)
 
     def datasets(self, data: AccelerationData, preprocessor: pipeline.Preprocessor):
         config = self.config
-        return (pipeline.dataset(data.splits.train, config.stride, config.batch_size, shuffle=True, seed=config.seed),
-                pipeline.dataset(data.splits.validation, HORIZON, config.batch_size, shuffle=False, seed=config.seed))
+        return (pipeline.dataset(data.part("train"), config.stride, config.batch_size, shuffle=True, seed=config.seed),
+                pipeline.dataset(data.part("validation"), HORIZON, config.batch_size, shuffle=False, seed=config.seed))
 
     # --- model ----------------------------------------------------------------------------------
     def build_model(self, data: AccelerationData, preprocessor: pipeline.Preprocessor):
         model = model_lib.build_model(self.config, mean=preprocessor.mean, std=preprocessor.std)
         if self.config.linear_skip:
-            ridge = preprocessor.ridge(WINDOW_SAMPLES)
+            ridge = preprocessor.warm_start_ridge()
             model_lib.warm_start_linear_path(model, ridge)
+            if preprocessor.dense is not None:  # what run.py says the model is when no epoch beats it
+                self.warm_start = (f"the ridge AR predictor on the whole 2,500-sample window refitted on "
+                                   f"training windows {preprocessor.dense_stride} samples apart "
+                                   "(baseline ridge_ar_window_dense)")
             logger.info("linear path warm-started at the ridge solution (median alpha %g)", ridge.alpha)
         return model
 
@@ -107,30 +127,20 @@ class AccelerationTask(Task):
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self, model, data: AccelerationData, preprocessor: pipeline.Preprocessor, workdir: Path) -> dict:
         config = self.config
-        inputs, targets = pipeline.windows(data.splits.test)
-        target_variance = float(np.var(targets))
-        predictions = {
-            "lstm": model.predict(pipeline.encode(inputs), batch_size=256, verbose=0),  # one quick pass: no bar
-            "persistence": model_lib.persistence(inputs),
-            "mean": model_lib.constant_mean(inputs, preprocessor.mean),
-            "ridge_ar": preprocessor.ridge(config.ridge_order).predict(inputs),
-            # The same ridge on the whole 2,500-sample window: the linear part of the default model
-            # (linear_skip) starts from it, so it is the baseline that shows what the LSTM adds.
-            "ridge_ar_window": preprocessor.ridge(WINDOW_SAMPLES).predict(inputs),
-        }
-        errors = {name: regression_errors(p, targets, target_variance) for name, p in predictions.items()}
-        for scores in errors.values():  # every column gets the primary metric, computed the same way
-            scores["mse_ratio_vs_persistence"] = scores["mse"] / errors["persistence"]["mse"]
-        lstm_mse = errors["lstm"]["mse"]
-        extras: dict[str, Any] = {
-            "mse_ratio_vs_mean": lstm_mse / errors["mean"]["mse"],
-            "mse_ratio_vs_ridge_ar": lstm_mse / errors["ridge_ar"]["mse"],
-            "mse_ratio_vs_ridge_ar_window": lstm_mse / errors["ridge_ar_window"]["mse"],
-            "ridge_alpha_median": preprocessor.ridge(config.ridge_order).alpha,
-            "test_windows": int(len(inputs)),
-            "test_target_variance": target_variance,
-        }
-        rolling = self._rolling_evaluation(model, data.splits.test)
+        per_file = [pipeline.windows(recording.test) for recording in data.recordings]
+        inputs = np.concatenate([pair[0] for pair in per_file])
+        targets = np.concatenate([pair[1] for pair in per_file])
+        predictions = {"lstm": model.predict(pipeline.encode(inputs), batch_size=256, verbose=0),  # one quick pass
+                       **evaluation.baseline_predictions(inputs, preprocessor, config.ridge_order)}
+        extras: dict[str, Any] = {"ridge_alpha_median": preprocessor.ridge(config.ridge_order).alpha}
+        if len(data.recordings) > 1:
+            # Each file's block from the same predictions (rows of the pooled arrays, in file order).
+            ends = np.cumsum([len(pair[1]) for pair in per_file])
+            extras["per_file"] = {
+                recording.name: evaluation.score(self.primary_metric, {k: v[end - len(pair[1]) : end]
+                                                                       for k, v in predictions.items()}, pair[1])
+                for recording, pair, end in zip(data.recordings, per_file, ends)}
+        rolling = self._rolling_evaluation(model, data.recordings[0].test[0])
         if rolling is not None:
             extras["recursive"] = rolling["metrics"]
         for index in range(min(3, len(inputs))):
@@ -141,8 +151,7 @@ class AccelerationTask(Task):
             )
         plots.plot_predictions(Path(workdir) / "prediction.png", targets, predictions, rolling,
                                config.recursive_windows)
-        baselines = {name: errors[name] for name in ("persistence", "mean", "ridge_ar", "ridge_ar_window")}
-        return metrics_block(self.primary_metric, errors["lstm"], baselines, **extras)
+        return evaluation.score(self.primary_metric, predictions, targets, **extras)
 
     def _rolling_evaluation(self, model, test: np.ndarray) -> dict | None:
         steps = self.config.recursive_windows
@@ -184,14 +193,14 @@ class AccelerationTask(Task):
         return {"serve": (serve, [windows]), "generate": (generate, [windows, steps])}
 
     def export_examples(self, data: AccelerationData) -> dict[str, Sequence[Any]]:
-        example = pipeline.windows(data.splits.test)[0][:2].astype(np.float32)
+        example = pipeline.windows(data.recordings[0].test)[0][:2].astype(np.float32)
         return {"serve": [example], "generate": [example.reshape(-1, WINDOW_STEPS, STEP_SAMPLES), np.int32(3)]}
 
     def write_samples(self, data: AccelerationData, folder: Path) -> list[str]:
         # The first 2,500 test samples: predict reads the last 2,500 samples of the file.
         path = Path(folder) / "signal.npy"
         with atomic_path(path, suffix=".npy") as temporary:
-            np.save(temporary, data.splits.test[:WINDOW_SAMPLES])
+            np.save(temporary, data.recordings[0].test[0][:WINDOW_SAMPLES])
         return [str(path)]
 
     def predict_arguments(self, inputs: Sequence[str]) -> list[Any]:
