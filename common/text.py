@@ -7,7 +7,14 @@ fitting vocabularies and for word-level statistics.
 
 Standardisation: lower-case (Unicode-aware), typographic spaces and apostrophes made plain, the
 punctuation marks in ``PUNCTUATION`` cut off as tokens of their own, whitespace collapsed.
-Apostrophes and hyphens stay inside words ("l'aide", "peut-être", "don't").
+Apostrophes and hyphens stay inside words ("l'aide", "peut-être", "don't"). Options (off by default,
+which is what every task but translation uses): ``lowercase=False`` keeps case; ``attach=True`` makes
+the tokenisation reversible for spacing: a punctuation token that was written against the token before
+it gets the ``ATTACH`` marker in front ("Go!" → "Go @@!"; "Va !" → "Va !"), one written against the
+word after it gets the marker behind ("(oui)" → "(@@ oui @@)"; "3.5" → "3 @@.@@ 5"). ``join_tokens(...,
+attach=True)`` undoes it, so a model trained on such tokens writes the spacing of its training data
+(French "Tais-toi !" and "« oui »", English "Shut up!") without per-language rules; the markers are
+learned like any other token (the subword units of Sennrich et al. 2016 mark joins the same way).
 
 Vocabulary layout (ids): 0 = padding "", 1 = unknown "[UNK]", 2 = "[START]", 3 = "[END]", then the
 words of the training split by decreasing count (ties alphabetical), so ids are deterministic.
@@ -31,23 +38,48 @@ RESERVED = (PAD_TOKEN, UNKNOWN_TOKEN, START_TOKEN, END_TOKEN)
 PUNCTUATION = r"[.,!?;:«»\"“”()¿¡…$&%/]"
 _TYPOGRAPHIC_SPACES = "[\u00a0\u2009\u202f\u2007\u200b]"
 _TYPOGRAPHIC_APOSTROPHES = "[’‘`´]"
+# attach=True: the marker of a punctuation token written against its neighbour (no space between).
+ATTACH = "@@"
+_BOUNDARY = "\x1f"  # a piece boundary inside a whitespace-delimited chunk, while marking (never in output)
+_NOT_PUNCTUATION = r"[^.,!?;:«»\"“”()¿¡…$&%/\s\x1f]"
 
 
-def standardize(text: tf.Tensor) -> tf.Tensor:
-    """String tensor (any shape) → standardised string tensor of the same shape (TF ops only)."""
-    text = tf.strings.lower(text, encoding="utf-8")
+def standardize(text: tf.Tensor, lowercase: bool = True, attach: bool = False) -> tf.Tensor:
+    """String tensor (any shape) → standardised string tensor of the same shape (TF ops only).
+
+    lowercase: lower-case (the default; False keeps case). attach: mark punctuation written against a
+    neighbour with ``ATTACH`` (see the module docstring), so that ``join_tokens(..., attach=True)``
+    restores the original spacing.
+    """
+    if lowercase:
+        text = tf.strings.lower(text, encoding="utf-8")
     text = tf.strings.regex_replace(text, _TYPOGRAPHIC_SPACES, " ")
     text = tf.strings.regex_replace(text, _TYPOGRAPHIC_APOSTROPHES, "'")
-    text = tf.strings.regex_replace(text, f"({PUNCTUATION})", r" \1 ")
+    if attach:
+        # Markers in the input would be read back as joins: drop them (and the boundary character).
+        text = tf.strings.regex_replace(text, f"{ATTACH}|{_BOUNDARY}", "")
+        text = tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
+        # Every punctuation mark becomes a piece; boundaries at a chunk's edges are plain spaces, the
+        # others joins: after a mark followed by a word the mark carries the marker behind, else the
+        # next mark carries it in front (RE2 has no look-behind, hence the boundary character).
+        text = tf.strings.regex_replace(text, f"({PUNCTUATION})", f"{_BOUNDARY}\\1{_BOUNDARY}")
+        text = tf.strings.regex_replace(text, f"(^|\\s){_BOUNDARY}+", r"\1")
+        text = tf.strings.regex_replace(text, f"{_BOUNDARY}+(\\s|$)", r"\1")
+        text = tf.strings.regex_replace(text, f"({PUNCTUATION}){_BOUNDARY}+({_NOT_PUNCTUATION})",
+                                        f"\\1{ATTACH} \\2")
+        text = tf.strings.regex_replace(text, f"{_BOUNDARY}+", f" {ATTACH}")
+    else:
+        text = tf.strings.regex_replace(text, f"({PUNCTUATION})", r" \1 ")
     text = tf.strings.regex_replace(text, r"\s+", " ")
     return tf.strings.strip(text)
 
 
-def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """Python strings → lists of tokens, through the same TF ops that the exported model uses."""
+def tokenize(texts: Sequence[str], lowercase: bool = True, attach: bool = False) -> list[list[str]]:
+    """Python strings → lists of tokens, through the same TF ops that the exported model uses
+    (options: ``standardize``)."""
     if not texts:
         return []
-    words = tf.strings.split(standardize(tf.constant(list(texts), tf.string)))
+    words = tf.strings.split(standardize(tf.constant(list(texts), tf.string), lowercase, attach))
     return [[token.decode("utf-8") for token in row] for row in words.to_list()]
 
 
@@ -97,18 +129,20 @@ def encode(
     add_end: bool = False,
     reverse: bool = False,
     empty_as_unknown: bool = False,
+    lowercase: bool = True,
+    attach: bool = False,
 ) -> tf.Tensor:
     """[B] raw strings → int32 [B, length] ids (TF ops): standardise, split, look up, keep the first
     words that fit, optionally reverse them (not the markers; Sutskever et al. 2014), add the
     start/end markers, right-pad with 0.
 
     empty_as_unknown: a text without words becomes one [UNK] (a fully masked sequence is rejected
-    by cuDNN's LSTM on GPU).
+    by cuDNN's LSTM on GPU). lowercase, attach: ``standardize``'s options.
     """
     room = length - int(add_start) - int(add_end)
     if room < 1:
         raise ValueError(f"length={length} leaves no room for words between the start/end markers")
-    words = tf.strings.split(standardize(texts))  # ragged [B, None]
+    words = tf.strings.split(standardize(texts, lowercase, attach))  # ragged [B, None]
     ids = tf.cast(lookup(words), tf.int32)[:, :room]
     if reverse:
         ids = tf.reverse(ids, axis=[1])
@@ -124,22 +158,30 @@ def encode(
     return ids.to_tensor(default_value=PAD_ID, shape=[None, length])
 
 
-def decode(ids: tf.Tensor, inverse_lookup) -> tf.Tensor:
+def decode(ids: tf.Tensor, inverse_lookup, attach: bool = False) -> tf.Tensor:
     """int [B, L] ids → [B] readable strings (TF ops): the words before the first end marker or
-    padding, start markers dropped, joined by ``join_tokens``."""
+    padding, start markers dropped, joined by ``join_tokens`` (attach: tokens from ``attach=True``)."""
     ids = tf.cast(ids, tf.int64)
     stop = tf.logical_or(tf.equal(ids, END_ID), tf.equal(ids, PAD_ID))
     before_stop = tf.equal(tf.cumsum(tf.cast(stop, tf.int32), axis=1), 0)
     keep = tf.logical_and(before_stop, tf.not_equal(ids, START_ID))
-    return join_tokens(tf.ragged.boolean_mask(inverse_lookup(ids), keep))
+    return join_tokens(tf.ragged.boolean_mask(inverse_lookup(ids), keep), attach)
 
 
 _NO_SPACE_BEFORE = r" ([.,!?;:…»)%])"
 _NO_SPACE_AFTER = r"([«(¿¡$]) "
 
 
-def join_tokens(tokens: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
-    """[B, None] token strings (ragged) → [B] readable strings (TF ops; used in SavedModels)."""
+def join_tokens(tokens: tf.Tensor | tf.RaggedTensor, attach: bool = False) -> tf.Tensor:
+    """[B, None] token strings (ragged) → [B] readable strings (TF ops; used in SavedModels).
+
+    attach=False: fixed spacing rules (no space before . , ! ? ; : » ) %, none after « ( ¿ ¡ $).
+    attach=True: tokens from ``standardize(..., attach=True)``: a space between tokens unless a marker
+    says they were written together, so the spacing is the training data's own.
+    """
     text = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+    if attach:
+        text = tf.strings.regex_replace(text, f"{ATTACH} | {ATTACH}", "")
+        return tf.strings.strip(tf.strings.regex_replace(text, ATTACH, ""))  # a marker at either end
     text = tf.strings.regex_replace(text, _NO_SPACE_BEFORE, r"\1")
     return tf.strings.regex_replace(text, _NO_SPACE_AFTER, r"\1")

@@ -255,7 +255,7 @@ def test_task_trains_on_a_parallel_folder(tmp_path):
     assert data.info["pairs"] == {"train": 20, "validation": 2, "test": 2}
     assert data.test_sources == ["a bird sings.", "a dog number 3 runs."]
     preprocessor = Preprocessor.fit(task, data, tmp_path / "work")
-    assert "hund" in preprocessor.target_vocabulary
+    assert "Hund" in preprocessor.target_vocabulary  # the output side keeps case (German nouns)
     model = task.build_model(data, preprocessor)
     inputs, targets = next(iter(task.datasets(data, preprocessor)[0]))
     assert np.isfinite(model.train_on_batch(inputs, targets, return_dict=True)["loss"])
@@ -326,6 +326,39 @@ def test_vocabulary_encode_and_decode_with_tensorflow_ops():
         text.lookup_layer(["a", "b"])
 
 
+# The detokeniser: known answers in French and English (punctuation, apostrophes, hyphens, numbers, quotes).
+# Tatoeba's French writes a space before ! ? : and inside « » ("Tais-toi !"), its English none ("Shut up!").
+DETOKENISER_CASES = [
+    ("Tais-toi !", ["Tais-toi", "!"]),
+    ("Shut up!", ["Shut", "up", "@@!"]),
+    ("Est-il grand ?", ["Est-il", "grand", "?"]),
+    ("« Oui », dit-il.", ["«", "Oui", "»", "@@,", "dit-il", "@@."]),
+    ('He said "no".', ["He", "said", '"@@', "no", '@@"', "@@."]),
+    ("J'ai 3,5 ans : c'est ça !", ["J'ai", "3", "@@,@@", "5", "ans", ":", "c'est", "ça", "!"]),
+    ("It's $5.50 (about 5%)?!", ["It's", "$@@", "5", "@@.@@", "50", "(@@", "about", "5", "@@%", "@@)", "@@?",
+                                 "@@!"]),
+    ("Don't go — Tom's well-known.", ["Don't", "go", "—", "Tom's", "well-known", "@@."]),
+]
+
+
+@pytest.mark.parametrize("written, tokens", DETOKENISER_CASES)
+def test_attached_punctuation_tokens_restore_the_spacing_as_written(written, tokens):
+    assert text.tokenize([written], lowercase=False, attach=True) == [tokens]
+    joined = text.join_tokens(tf.ragged.constant([tokens]), attach=True).numpy()[0].decode()
+    assert joined == written
+
+
+def test_attached_tokens_normalise_typographic_spaces_and_survive_stray_markers():
+    assert text.tokenize(["Peut-être\u202f!  Va\u00a0!", "a@@b ?", ""], lowercase=False, attach=True) == [
+        ["Peut-être", "!", "Va", "!"], ["ab", "?"], []]
+    # A model may emit a marker at either end of a sentence: it never shows.
+    joined = text.join_tokens(tf.ragged.constant([["@@.", "Oui", "(@@"]]), attach=True).numpy()[0].decode()
+    assert joined == ". Oui ("
+    # Off (every other task): lower-cased, fixed spacing rules, as before.
+    assert text.tokenize(["Shut up!"]) == [["shut", "up", "!"]]
+    assert text.tokenize(["Shut up!"], lowercase=False) == [["Shut", "up", "!"]]
+
+
 # --- BLEU --------------------------------------------------------------------------------------------
 def test_bleu_known_answers():
     # Unsmoothed by construction: 4/5, 3/4, 2/3, 1/2 n-gram precisions, equal lengths → (0.2) ** 0.25.
@@ -335,6 +368,9 @@ def test_bleu_known_answers():
     assert bleu.corpus_scores(["The cat sat."], [["the cat sat ."]], lowercase=True)["bleu"] == pytest.approx(100)
     assert bleu.corpus_scores(["x y z w"], [["a b c d"]])["bleu"] == pytest.approx(0)
     # Several references, uneven counts: the second reference of sentence 1 matches exactly.
+    # Cased (the translation headline) vs lower-cased: "Tom" is not "tom" unless case is ignored.
+    assert bleu.corpus_scores(["tom sleeps well today ."], [["Tom sleeps well today ."]])["bleu"] == pytest.approx(
+        100 * (4 / 5 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25, abs=1e-3)
     multi = bleu.corpus_scores(["a b c d", "e f g h"], [["q r s t", "a b c d"], ["e f g h"]])
     assert multi["bleu"] == pytest.approx(100) and "nrefs:var" in multi["bleu_signature"]
     assert "case:lc" in bleu.corpus_scores(["a"], [["a"]], lowercase=True)["bleu_signature"]
@@ -347,6 +383,34 @@ def test_bleu_known_answers():
 
 
 # --- attention layer, metric, model ------------------------------------------------------------------
+def test_translation_scores_are_sacrebleu_cased_and_lowercased_with_all_references():
+    import sacrebleu
+
+    from tasks.translation import evaluation
+
+    hypotheses = ["Tom est ici !", "je dors.", "Il pleut."]
+    references = [["Tom est ici !", "Tom est là !"], ["Je dors."], ["Il pleut.", "Il pleut !"]]
+    result = evaluation.scores(hypotheses, references)
+    streams = [[r[0] for r in references], ["Tom est là !", None, "Il pleut !"]]
+    assert result["bleu_cased"] == pytest.approx(sacrebleu.corpus_bleu(hypotheses, streams).score)
+    assert result["bleu_lowercased"] == pytest.approx(sacrebleu.corpus_bleu(hypotheses, streams, lowercase=True).score)
+    assert result["bleu_cased"] < result["bleu_lowercased"] == pytest.approx(100)  # only "je"/"Je" differs
+    assert result["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hypotheses, streams).score)
+    assert "case:mixed" in result["signatures"]["bleu_cased_signature"]
+    assert "case:lc" in result["signatures"]["bleu_lowercased_signature"]
+    assert result["exact_match"] == pytest.approx(1.0)  # standardised: case and spacing ignored
+
+
+def test_label_smoothed_loss_known_answer_and_padding():
+    logits = tf.random.stateless_normal([1, 3, 5], seed=[0, 2])
+    loss, _ = translation_model.loss_and_metrics(label_smoothing=0.1)
+    log_probs = tf.nn.log_softmax(logits[0]).numpy()
+    expected = np.mean([-0.9 * log_probs[i, t] - 0.1 * log_probs[i].mean() for i, t in ((0, 4), (1, 3))])
+    assert float(loss(tf.constant([[4, 3, 0]]), logits)) == pytest.approx(expected, rel=1e-5)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert restored.smoothing == pytest.approx(0.1)
+
+
 @pytest.mark.parametrize("score", ["dot", "general", "additive"])
 def test_attention_masks_memory_and_round_trips_its_config(score):
     layer = SequenceAttention(score=score, units=4, name="attention")
@@ -441,6 +505,7 @@ def test_masked_loss_ignores_padding():
         ({"max_pairs": 0}, "max_pairs=0"),
         ({"lstm_units": 33}, "lstm_units=33 must be even"),
         ({"dropout": 1.0}, "dropout=1.0"),
+        ({"label_smoothing": -0.1}, "label_smoothing=-0.1"),
     ],
 )
 def test_config_rejects_bad_values(override, message):
@@ -474,8 +539,8 @@ def test_preprocessor_fits_on_the_training_split_only(tmp_path):
     assert (preprocessor.source_length, preprocessor.target_length) == (4, 4)  # "the big dog ." is 4 tokens
     ids = preprocessor.encode(tf.constant(["The cat."])).numpy()[0]
     assert ids[1] == text.UNKNOWN_ID and ids.tolist() == [
-        preprocessor.source_vocabulary.index("the"), 1, preprocessor.source_vocabulary.index("."), 0]
-    assert preprocessor.lexicon["big"] == "grand"  # Dice 1 (tie with "le": the alphabetically first wins)
+        preprocessor.source_vocabulary.index("The"), 1, preprocessor.source_vocabulary.index("."), 0]
+    assert preprocessor.lexicon["big"] == "Le"  # Dice 1, tied with "grand": the first by code point wins
 
 
 def test_preprocessor_round_trips_with_identical_encodings(untrained, tmp_path):
@@ -489,12 +554,41 @@ def test_preprocessor_round_trips_with_identical_encodings(untrained, tmp_path):
     np.testing.assert_array_equal(loaded.encode_target(targets), preprocessor.encode_target(targets))
     ids = preprocessor.encode_target(targets)
     np.testing.assert_array_equal(loaded.decode(ids[:, 1:]), preprocessor.decode(ids[:, 1:]))
-    # A short training target, framed and decoded, reads as its standardised (lower-cased) self.
-    short = next(p.target for p in data.train if len(text.tokenize([p.target])[0]) <= preprocessor.target_length)
+    # A short training target, framed and decoded, reads exactly as written (case and spacing kept).
+    short = next(p.target for p in data.train if len(preprocessor.target_tokens([p.target])[0])
+                  <= preprocessor.target_length)
     decoded = loaded.decode(loaded.encode_target(tf.constant([short]))[:, 1:]).numpy()[0].decode()
-    assert decoded == short.lower()
+    assert decoded == short and short[0].isupper()
+    # The state of a run made before the tokenisation options (lower-cased, fixed spacing) still loads.
+    old = {key: value for key, value in preprocessor.get_state().items()
+           if key not in ("lowercase_source", "lowercase_target", "attach_target")}
+    legacy = Preprocessor.from_state(old, tmp_path)
+    assert legacy.lowercase_target and not legacy.attach_target
     with pytest.raises(TaskError, match="fitted by task 'translation', not 'sentiment'"):
         type("Other", (Preprocessor,), {"task": "sentiment"}).load(tmp_path / "preprocessor")
+
+
+def test_translations_keep_case_and_the_spacing_of_the_training_targets(tmp_path):
+    """A few memorised pairs with capitalised names: the serving functions (what the export runs) write
+    "Tom" and "Marie" capitalised, French "!" after a space, English "?" attached."""
+    pair = pair_reader.Pair
+    names, verbs = ["Tom", "Marie", "Paris"], [("sleeps", "dort"), ("runs", "court"), ("sings", "chante")]
+    train = [pair(f"{name} {en}.", f"{name} {fr} !") for name in names for en, fr in verbs]
+    train += [pair(f"Does {name} sing?", f"{name} chante-t-il ?") for name in names]
+    data = TranslationData(train=train, validation=train[:2], test=train[:2], test_sources=[train[0].source],
+                           test_references=[[train[0].target]])
+    config = tiny_config(embedding_dim=32, lstm_units=64, dropout=0.0, learning_rate=0.01, beam_width=2)
+    keras.utils.set_random_seed(0)
+    task = TranslationTask(config)
+    preprocessor = Preprocessor.fit(task, data, tmp_path)
+    assert "Tom" in preprocessor.target_vocabulary and "Tom" in preprocessor.source_vocabulary
+    model = task.build_model(data, preprocessor)
+    inputs, targets = preprocessor.arrays(train * 40)  # one epoch of 40 copies: no per-epoch overhead
+    model.fit(inputs, targets, epochs=1, batch_size=12, verbose=0)
+    sources = [p.source for p in train]
+    for name, (function, signature) in task.endpoints(model, preprocessor).items():
+        translations = translate_all(tf.function(function, input_signature=signature), sources, 16)
+        assert translations == [p.target for p in train], name
 
 
 def test_training_arrays_frame_targets_for_teacher_forcing(untrained):
@@ -566,7 +660,8 @@ def test_attention_examples_follow_the_greedy_translation_and_sum_to_one(tmp_pat
     greedy = tf.function(task.endpoints(model, preprocessor)["translate_greedy"][0])
     translations = [t.decode() for t in greedy(tf.constant(sentences))["translation"].numpy()]
     for sentence, translation, (source, generated, weights) in zip(sentences, translations, examples):
-        assert source == (text.tokenize([sentence])[0][::-1] or ["[UNK]"])  # reversed, as the encoder read it
+        # Reversed, as the encoder read it.
+        assert source == (preprocessor.source_tokens([sentence])[0][::-1] or ["[UNK]"])
         assert weights.shape == (len(generated), len(source))
         np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
         assert len(generated) == 9 or generated[-1] == "[END]"

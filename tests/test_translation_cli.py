@@ -13,21 +13,29 @@ def test_tiny_run_metrics_and_predictions_file(tiny_run):
     workdir = tiny_run("translation")
     results = json.loads((workdir / "results.json").read_text())
     metrics = results["metrics"]
-    assert results["primary_metric"] == metrics["primary"] == "bleu" and 0.0 <= metrics["model"]["bleu"] <= 100.0
-    for key in ("bleu_greedy", "chrf", "chrf_greedy", "exact_match", "token_accuracy_teacher_forced",
-                "loss_teacher_forced"):
+    assert results["primary_metric"] == metrics["primary"] == "bleu_cased"
+    assert 0.0 <= metrics["model"]["bleu_cased"] <= 100.0
+    for key in ("bleu_lowercased", "bleu_cased_greedy", "bleu_lowercased_greedy", "chrf", "chrf_lowercased",
+                "chrf_greedy", "exact_match", "token_accuracy_teacher_forced", "loss_teacher_forced"):
         assert isinstance(metrics["model"][key], float), key
     assert set(metrics["baselines"]) == {"word_by_word"}
-    assert set(metrics["baselines"]["word_by_word"]) >= {"bleu", "chrf", "exact_match"}
-    assert metrics["baselines"]["word_by_word"]["bleu"] > 1.0  # the lexicon alone gets some words right
-    assert metrics["sacrebleu"]["bleu_signature"].startswith("nrefs:")
-    assert "case:lc" in metrics["sacrebleu"]["bleu_signature"]
+    assert set(metrics["baselines"]["word_by_word"]) >= {"bleu_cased", "bleu_lowercased", "chrf", "exact_match"}
+    assert metrics["baselines"]["word_by_word"]["bleu_cased"] > 1.0  # the lexicon alone gets some words right
+    assert set(metrics["validation"]) >= {"bleu_cased", "bleu_lowercased", "chrf", "sentences"}
+    signatures = metrics["sacrebleu"]
+    assert signatures["bleu_cased_signature"].startswith("nrefs:")
+    assert "case:mixed" in signatures["bleu_cased_signature"]
+    assert "case:lc" in signatures["bleu_lowercased_signature"]
     assert set(metrics["sentences_per_second"]) == {"beam", "greedy"}
     assert metrics["vocabulary"]["unknown_token_rate_test"]["source"] < 0.05
     assert results["data"]["pairs"] == {"train": 320, "validation": 40, "test": 40}
     assert set(results["export"]["endpoints"]) == {"translate", "translate_greedy"}
     state = json.loads((workdir / "checkpoints" / "preprocessor" / "preprocessor.json").read_text())["state"]
     assert state["source_vocabulary"][:4] == ["", "[UNK]", "[START]", "[END]"] and state["lexicon"]
+    # Both sides keep case (the synthetic sentences' capitalised first words).
+    assert any(word[:1].isupper() for word in state["target_vocabulary"])
+    assert any(word[:1].isupper() for word in state["source_vocabulary"])
+    assert state["attach_target"] and not state["lowercase_target"] and not state["lowercase_source"]
     samples = (workdir / "samples" / "sources.txt").read_text(encoding="utf-8").splitlines()
     assert results["export"]["predict_example"][5:] == samples and len(samples) == 3
 

@@ -2,7 +2,9 @@
 
 ``Preprocessor`` holds everything fitted on the training split: the source and target
 vocabularies, the array widths (source words kept, target words kept), whether the source is
-reversed, and the word-by-word baseline's lexicon. Its ``encode`` (raw source strings → ids) and
+reversed, how each side is tokenised (case kept or not; target punctuation marked when written
+against a neighbour, so decoding restores the data's own spacing: common.text), and the
+word-by-word baseline's lexicon. Its ``encode`` (raw source strings → ids) and
 ``encode_target`` (raw target strings → ``[START] words [END]`` ids) are TensorFlow ops used by
 the tf.data pipeline and the exported SavedModel alike; ``decode`` turns generated ids back into
 text. The state is JSON (vocabularies, widths, lexicon) in WORKDIR/checkpoints/preprocessor/.
@@ -36,13 +38,19 @@ class Preprocessor(base.Preprocessor):
     task = "translation"
 
     def __init__(self, source_vocabulary: Sequence[str], target_vocabulary: Sequence[str], source_length: int,
-                 target_length: int, reverse_source: bool, lexicon: dict[str, str]):
+                 target_length: int, reverse_source: bool, lexicon: dict[str, str], lowercase_source: bool = True,
+                 lowercase_target: bool = True, attach_target: bool = False):
         self.source_vocabulary = list(source_vocabulary)  # id → token, reserved tokens first (common.text)
         self.target_vocabulary = list(target_vocabulary)
         self.source_length = int(source_length)  # source words kept: width of the source array
         self.target_length = int(target_length)  # target words kept; the target array adds START and END
         self.reverse_source = bool(reverse_source)
         self.lexicon = dict(lexicon)  # source word → target word, for the word-by-word baseline
+        # Tokenisation (common.text.standardize options). The defaults are those of runs made before the
+        # options existed (lower-cased, fixed spacing rules), so their saved states still load.
+        self.lowercase_source = bool(lowercase_source)
+        self.lowercase_target = bool(lowercase_target)
+        self.attach_target = bool(attach_target)
         self.source_lookup = text.lookup_layer(self.source_vocabulary, name="source_lookup")
         self.target_lookup = text.lookup_layer(self.target_vocabulary, name="target_lookup")
         self.target_words = text.lookup_layer(self.target_vocabulary, invert=True, name="target_words")
@@ -51,8 +59,11 @@ class Preprocessor(base.Preprocessor):
     @classmethod
     def fit(cls, task, data, workdir: Path) -> "Preprocessor":
         config = task.config
-        source_tokens = text.tokenize([pair.source for pair in data.train])
-        target_tokens = text.tokenize([pair.target for pair in data.train])
+        options = {"lowercase_source": config.lowercase_source, "lowercase_target": config.lowercase_target,
+                   "attach_target": config.attach_punctuation}
+        source_tokens = text.tokenize([pair.source for pair in data.train], config.lowercase_source)
+        target_tokens = text.tokenize([pair.target for pair in data.train], config.lowercase_target,
+                                      config.attach_punctuation)
         return cls(
             source_vocabulary=text.full_vocabulary(
                 text.fit_vocabulary(source_tokens, config.max_vocabulary, config.min_count)),
@@ -63,18 +74,22 @@ class Preprocessor(base.Preprocessor):
             target_length=min(config.max_target_tokens, max(len(tokens) for tokens in target_tokens)),
             reverse_source=config.reverse_source,
             lexicon=WordByWordBaseline.fit(source_tokens, target_tokens).lexicon,
+            **options,
         )
 
     def get_state(self) -> dict[str, Any]:
         return {"source_vocabulary": self.source_vocabulary, "target_vocabulary": self.target_vocabulary,
                 "source_length": self.source_length, "target_length": self.target_length,
-                "reverse_source": self.reverse_source, "lexicon": self.lexicon}
+                "reverse_source": self.reverse_source, "lexicon": self.lexicon,
+                "lowercase_source": self.lowercase_source, "lowercase_target": self.lowercase_target,
+                "attach_target": self.attach_target}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], folder: Path) -> "Preprocessor":
-        expected = {"source_vocabulary", "target_vocabulary", "source_length", "target_length", "reverse_source",
+        required = {"source_vocabulary", "target_vocabulary", "source_length", "target_length", "reverse_source",
                     "lexicon"}
-        if set(state) != expected:
+        expected = required | {"lowercase_source", "lowercase_target", "attach_target"}  # later additions
+        if not required <= set(state) <= expected:
             raise TaskError(f"Preprocessor state in {str(folder)!r} has keys {sorted(state)}; expected "
                             f"{sorted(expected)}: retrain in a new --workdir")
         return cls(**state)
@@ -86,15 +101,27 @@ class Preprocessor(base.Preprocessor):
     def encode(self, sources: tf.Tensor) -> tf.Tensor:
         """[B] raw source strings → int32 [B, source_length] ids (an empty sentence = one [UNK])."""
         return text.encode(sources, self.source_lookup, self.source_length, reverse=self.reverse_source,
-                           empty_as_unknown=True)
+                           empty_as_unknown=True, lowercase=self.lowercase_source)
 
     def encode_target(self, targets: tf.Tensor) -> tf.Tensor:
         """[B] raw target strings → int32 [B, target_length + 2]: START, words, END, padding."""
-        return text.encode(targets, self.target_lookup, self.target_length + 2, add_start=True, add_end=True)
+        return text.encode(targets, self.target_lookup, self.target_length + 2, add_start=True, add_end=True,
+                           lowercase=self.lowercase_target, attach=self.attach_target)
 
     def decode(self, ids: tf.Tensor) -> tf.Tensor:
         """Generated target ids int32 [B, L] → [B] readable strings (up to the end marker)."""
-        return text.decode(ids, self.target_words)
+        return text.decode(ids, self.target_words, attach=self.attach_target)
+
+    # --- the same tokenisation on Python lists (statistics, the baseline) -------------------------
+    def source_tokens(self, sources: Sequence[str]) -> list[list[str]]:
+        return text.tokenize(list(sources), self.lowercase_source)
+
+    def target_tokens(self, targets: Sequence[str]) -> list[list[str]]:
+        return text.tokenize(list(targets), self.lowercase_target, self.attach_target)
+
+    def join_target(self, token_lists: Sequence[Sequence[str]]) -> list[str]:
+        """Target token lists → readable strings, with the export's own detokeniser."""
+        return join_words(token_lists, self.attach_target)
 
     # --- pairs → arrays → tf.data ---------------------------------------------------------------
     def arrays(self, pairs: Sequence[Pair]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -124,13 +151,14 @@ def unknown_rate(token_lists: Sequence[Sequence[str]], vocabulary: Sequence[str]
     return unknown / total if total else 0.0
 
 
-def join_words(token_lists: Sequence[Sequence[str]]) -> list[str]:
+def join_words(token_lists: Sequence[Sequence[str]], attach: bool = False) -> list[str]:
     """Token lists → readable strings, with the export's own detokeniser (common.text.join_tokens)."""
-    joined = text.join_tokens(tf.ragged.constant([list(t) for t in token_lists], dtype=tf.string))
+    joined = text.join_tokens(tf.ragged.constant([list(t) for t in token_lists], dtype=tf.string), attach)
     return [t.decode("utf-8") for t in joined.numpy()]
 
 
 def exact_match(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    """Fraction of hypotheses equal to one of their references after standardisation."""
+    """Fraction of hypotheses equal to one of their references after standardisation (case-insensitive,
+    spacing ignored)."""
     standardized = [{" ".join(tokens) for tokens in text.tokenize(refs)} for refs in references]
     return float(np.mean([" ".join(tokens) in refs for tokens, refs in zip(text.tokenize(hypotheses), standardized)]))

@@ -51,7 +51,7 @@ def attention_examples(model: keras.Model, preprocessor, sentences: Sequence[str
     examples = []
     for row, (sentence, length) in enumerate(zip(sentences, lengths)):
         kept = int(np.count_nonzero(source_ids[row]))
-        words = text.tokenize([sentence])[0][: preprocessor.source_length]
+        words = preprocessor.source_tokens([sentence])[0][: preprocessor.source_length]
         words = words[::-1] if preprocessor.reverse_source else words
         if len(words) != kept:  # an empty sentence is encoded as one [UNK]
             words = [preprocessor.source_vocabulary[i] for i in source_ids[row, :kept]]

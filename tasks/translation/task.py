@@ -12,9 +12,11 @@ Data: a tab-separated pair file (Tatoeba/manythings layout, ``source\\ttarget[\\
 of line-aligned parallel files (``train.en`` + ``train.fr`` ...) or a tfds data dir (data.pairs.read_corpus);
 official validation/test splits are used where present, else held out by distinct source sentence. The
 preprocessor (vocabularies, array widths, source reversal, the baseline's lexicon) is fitted on train only.
-Evaluation on the test split: teacher-forced loss and token accuracy; corpus BLEU and chrF
-(sacrebleu, lower-cased, 13a tokenisation; signatures recorded) of beam and greedy decoding, all
-references of a source sentence used; the same for the word-by-word dictionary baseline. The
+The output keeps the target's case and the training data's spacing of punctuation (pipeline).
+Evaluation on the test split: teacher-forced loss and token accuracy; corpus BLEU, cased (the
+headline) and lower-cased, and chrF (sacrebleu, 13a tokenisation; signatures recorded) of beam and
+greedy decoding, all references of a source sentence used; the same for the word-by-word dictionary
+baseline; beam search's scores on the validation split too (for choosing recipes). The
 decoding functions are the exported endpoints ``translate`` (beam search) and ``translate_greedy``:
 a batch of raw source strings → {"translation": strings, "score": float32}. Evaluation draws
 WORKDIR/attention.png (greedy decoding's attention on 4 test sentences); with config.tensorboard,
@@ -40,11 +42,12 @@ from common.task import Task, TaskData
 from data import pairs as pair_reader
 from data import tfds_sources
 from data.synthetic import parallel
+from tasks.translation import evaluation
 from tasks.translation import model as model_lib
 from tasks.translation import plots
 from tasks.translation.callbacks import translation_examples
 from tasks.translation.config import Config
-from tasks.translation.pipeline import Preprocessor, exact_match, join_words, unknown_rate
+from tasks.translation.pipeline import Preprocessor, unknown_rate
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ class TranslationTask(Task):
     description = "Encoder–decoder LSTM with attention, in-graph beam search, sacrebleu BLEU"
     Config = Config
     Preprocessor = Preprocessor
-    primary_metric = "bleu"  # corpus BLEU of beam search on the test split (sacrebleu, case-insensitive)
+    primary_metric = "bleu_cased"  # corpus BLEU of beam search on the test split (sacrebleu, case-sensitive)
     higher_is_better = True
     predict_endpoint = "translate"
     predict_usage = "SENTENCE [SENTENCE ...]"
@@ -109,7 +112,7 @@ class TranslationTask(Task):
             source_vocabulary_size=len(preprocessor.source_vocabulary),
             target_vocabulary_size=len(preprocessor.target_vocabulary),
         )
-        loss, metrics = model_lib.loss_and_metrics()
+        loss, metrics = model_lib.loss_and_metrics(self.config.label_smoothing)
         return training.compile_model(model, self.config, loss=loss, metrics=metrics)
 
     def fit(self, model, data: TranslationData, preprocessor: Preprocessor, workdir: Path) -> dict[str, Any]:
@@ -126,17 +129,21 @@ class TranslationTask(Task):
         # no progress bar (verbose=0).
         test_set = preprocessor.dataset(data.test, config.batch_size, shuffle=False, seed=config.seed)
         teacher_forced = model.evaluate(test_set, return_dict=True, verbose=0)
-        hypotheses, speed = {}, {}
+        hypotheses, speed, endpoints = {}, {}, {}
         for name, (function, signature) in self.endpoints(model, preprocessor).items():
-            translate = tf.function(function, input_signature=signature)  # exactly what the export serves
+            endpoints[name] = tf.function(function, input_signature=signature)  # exactly what the export serves
             start = time.perf_counter()
-            hypotheses[name] = translate_all(translate, sources, config.decode_batch_size, f"Decoding ({name})")
+            hypotheses[name] = translate_all(endpoints[name], sources, config.decode_batch_size, f"Decoding ({name})")
             speed[name] = len(sources) / (time.perf_counter() - start)
-        source_tokens = text.tokenize(sources)
+        source_tokens = preprocessor.source_tokens(sources)
         baseline = model_lib.WordByWordBaseline(preprocessor.lexicon)
-        hypotheses["word_by_word"] = join_words(baseline.translate(source_tokens))
-        scores = {name: bleu.corpus_scores(h, references, lowercase=True) for name, h in hypotheses.items()}
-        exact = {name: exact_match(h, references) for name, h in hypotheses.items()}
+        hypotheses["word_by_word"] = preprocessor.join_target(baseline.translate(source_tokens))
+        results = {name: evaluation.scores(h, references) for name, h in hypotheses.items()}
+        # The validation split's beam search, for choosing recipes without looking at test.
+        validation_sources, validation_references = pair_reader.group_references(data.validation)
+        validation = evaluation.scores(translate_all(endpoints["translate"], validation_sources,
+                                                     config.decode_batch_size, "Decoding (validation)"),
+                                       validation_references)
         # Long sentences are where a fixed-size encoding struggles: BLEU of beam search by length.
         lengths = np.array([len(tokens) for tokens in source_tokens])
         by_length = {}
@@ -144,28 +151,24 @@ class TranslationTask(Task):
             chosen = np.flatnonzero(selection)
             if len(chosen):
                 by_length[label] = bleu.corpus_scores([hypotheses["translate"][i] for i in chosen],
-                                                      [references[i] for i in chosen], lowercase=True)["bleu"]
+                                                      [references[i] for i in chosen])["bleu"]
         self._write_predictions(Path(workdir) / "test_predictions.tsv", sources, references, hypotheses)
         max_length = config.max_target_tokens + 1  # words + END
         plots.write_attention(Path(workdir) / "attention.png", model, preprocessor, sources, max_length)
-        summary = lambda name: {"bleu": scores[name]["bleu"], "chrf": scores[name]["chrf"],  # noqa: E731
-                                "exact_match": exact[name], "brevity_penalty": scores[name]["brevity_penalty"]}
         model_scores = {
-            **summary("translate"),
-            "bleu_greedy": scores["translate_greedy"]["bleu"],
-            "chrf_greedy": scores["translate_greedy"]["chrf"],
-            "exact_match_greedy": exact["translate_greedy"],
+            **evaluation.summary(results["translate"]),
+            **evaluation.with_suffix(results["translate_greedy"], "greedy"),
             "token_accuracy_teacher_forced": float(teacher_forced["token_accuracy"]),
             "loss_teacher_forced": float(teacher_forced["loss"]),
         }
-        test_tokens = (source_tokens, text.tokenize([pair.target for pair in data.test]))
+        test_tokens = (source_tokens, preprocessor.target_tokens([pair.target for pair in data.test]))
         return report.metrics(
             primary=self.primary_metric,
             model=model_scores,
-            baselines={"word_by_word": summary("word_by_word")},
-            sacrebleu={"bleu_signature": scores["translate"]["bleu_signature"],
-                       "chrf_signature": scores["translate"]["chrf_signature"]},
-            bleu_by_source_length=by_length,
+            baselines={"word_by_word": evaluation.summary(results["word_by_word"])},
+            sacrebleu=results["translate"]["signatures"],
+            validation={**evaluation.summary(validation), "sentences": len(validation_sources)},
+            bleu_cased_by_source_length=by_length,
             sentences_per_second={"beam": speed["translate"], "greedy": speed["translate_greedy"]},
             test_sentences=len(sources),
             vocabulary={
