@@ -185,6 +185,14 @@ def _run(task_class, options: argparse.Namespace, action: str) -> dict:
         raise
 
 
+def _steps(options: argparse.Namespace) -> list[str]:
+    """``--steps`` as a list, or one usage error (a single run and a seeds run check it alike)."""
+    steps = [s.strip() for s in options.steps.split(",") if s.strip()]
+    if not steps or any(s not in STEPS for s in steps):
+        raise UsageError(f"--steps {options.steps!r}: expected a comma-separated subset of {list(STEPS)}")
+    return steps
+
+
 def _run_in(task_class, options: argparse.Namespace, action: str, config, workdir: Path) -> dict:
     from common import export, report, training
     from common.io import atomic_write_json
@@ -204,10 +212,7 @@ def _run_in(task_class, options: argparse.Namespace, action: str, config, workdi
         print(report.format_table(results.get("figures", results), title=title))
         return results
 
-    steps = [s.strip() for s in options.steps.split(",") if s.strip()]
-    unknown = [s for s in steps if s not in STEPS]
-    if unknown or not steps:
-        raise UsageError(f"--steps {options.steps!r}: expected a comma-separated subset of {list(STEPS)}")
+    steps = _steps(options)
     import keras
 
     deferred_export = None
@@ -329,9 +334,7 @@ def _run_seeds(task_class, options: argparse.Namespace, config, workdir: Path, r
     from common import report
     from common.io import atomic_write_json
 
-    steps = [s.strip() for s in options.steps.split(",") if s.strip()]
-    if not steps or any(s not in STEPS for s in steps):  # the same check as a single run's, before any seed
-        raise UsageError(f"--steps {options.steps!r}: expected a comma-separated subset of {list(STEPS)}")
+    _steps(options)  # checked before any seed runs
     aggregate_path = workdir / "results.json"
     previous = _previous_results(aggregate_path)
     if aggregate_path.exists() and not report.is_seed_aggregate(previous):

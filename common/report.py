@@ -135,6 +135,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_statistics(value: Any) -> bool:
+    """A ``seed_statistics`` result (a leaf of an aggregate), not a nested block of metrics."""
+    return isinstance(value, Mapping) and "mean" in value and "values" in value and "n" in value
+
+
 def seed_statistics(values: Iterable[Any]) -> dict[str, Any]:
     """mean, sample std (ddof=1; None for one value), n, min, max of the numbers among ``values`` (one per
     seed, None where a seed has none), and ``values`` itself in seed order."""
@@ -188,7 +193,7 @@ def seed_aggregate(per_seed: Mapping[int, Mapping[str, Any]], folders: Mapping[i
 
 
 def _flat_statistics(prefix: str, value: Any, rows: list[tuple[str, dict]]) -> None:
-    if isinstance(value, Mapping) and "values" in value and "mean" in value and "n" in value:
+    if _is_statistics(value):
         rows.append((prefix, value))
     elif isinstance(value, Mapping):
         for key, inner in value.items():
@@ -221,6 +226,10 @@ def is_seed_aggregate(results: Mapping[str, Any]) -> bool:
     return isinstance(results.get("seeds"), list) and isinstance(results.get("runs"), Mapping)
 
 
+def _seed(results: Mapping[str, Any]) -> Any:
+    return (results.get("config") or {}).get("seed")
+
+
 def _group_key(results: Mapping[str, Any]) -> str:
     """Plain runs that differ only in seed (and workdir) are one configuration measured several times."""
     import json
@@ -246,12 +255,12 @@ def reproduction_rows(runs: list[tuple[str, Mapping[str, Any]]]) -> list[dict[st
         else:
             groups.setdefault(_group_key(results), []).append((folder, results))
     for members in groups.values():
-        seeds = [(r.get("config") or {}).get("seed") for _, r in members]
+        seeds = [_seed(r) for _, r in members]
         if len(members) == 1 or len(set(seeds)) < len(seeds):  # the same seed twice: not repeats, separate rows
-            rows += [_row(r, [f], [(r.get("config") or {}).get("seed")], separate_runs=False) for f, r in members]
+            rows += [_row(r, [f], [_seed(r)], separate_runs=False) for f, r in members]
             continue
-        members.sort(key=lambda member: (member[1].get("config") or {}).get("seed"))
-        per_seed = {(r.get("config") or {}).get("seed"): r for _, r in members}
+        members.sort(key=lambda member: _seed(member[1]))
+        per_seed = {_seed(r): r for _, r in members}
         merged = seed_aggregate(per_seed, {seed: folder for seed, (folder, _) in zip(per_seed, members)})
         first = members[0][1]
         merged.update(command=first.get("command"), hardware=first.get("hardware"),
@@ -267,7 +276,7 @@ def _row(results: Mapping[str, Any], folders: list[str], seeds: list[Any], separ
     primary = metrics_block.get("primary") or results.get("primary_metric")
 
     def stats(value: Any) -> dict[str, Any] | None:
-        if isinstance(value, Mapping) and "mean" in value and "values" in value:
+        if _is_statistics(value):
             return dict(value)
         return seed_statistics([value]) if _is_number(value) else None
 

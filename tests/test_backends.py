@@ -26,6 +26,7 @@ NOT_PORTED = {
 
 
 def _tensorflow_first_outputs(name, workdir):
+    from backend_probe import first_outputs
     from common import training
     from common.preprocessor import preprocessor_dir
 
@@ -33,10 +34,14 @@ def _tensorflow_first_outputs(name, workdir):
     task = task_class(task_class.Config.from_preset("tiny"))
     data = task.load_data(None, workdir)
     preprocessor = task.Preprocessor.load(preprocessor_dir(workdir))
-    model = training.load_best(workdir)
-    inputs = next(iter(task.datasets(data, preprocessor)[1]))[0]
-    outputs = model.predict(inputs, verbose=0)
-    return np.asarray(outputs[0] if isinstance(outputs, (list, tuple)) else outputs, dtype=np.float32)
+    return first_outputs(training.load_best(workdir), task.datasets(data, preprocessor)[1])  # as the child does
+
+
+def _under_jax(*arguments, timeout=600):
+    """``python ARGUMENTS`` in a child process with Keras' JAX backend on the CPU (the project root importable)."""
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *map(str, arguments)], cwd=ROOT, env=environment, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def _numbers(metrics):
@@ -48,9 +53,7 @@ def _numbers(metrics):
     else name for name in tasks.TASK_NAMES])
 def test_model_loads_evaluates_and_trains_under_jax_like_under_tensorflow(name, tiny_run, tmp_path):
     workdir = tiny_run(name)
-    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, str(ROOT / "tests" / "backend_probe.py"), name, str(workdir),
-                             str(tmp_path)], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    result = _under_jax(ROOT / "tests" / "backend_probe.py", name, workdir, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     assert probe["backend"] == "jax" and probe["devices"]["keras_backend"] == "jax"  # what results.json records
@@ -74,9 +77,7 @@ def test_run_under_jax_trains_and_evaluates_then_tensorflow_exports_the_same_che
     from conftest import run_cli
 
     workdir = tmp_path / "run"
-    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, str(ROOT / "run.py"), "acceleration", "--preset", "tiny", "--workdir",
-                             str(workdir)], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    result = _under_jax(ROOT / "run.py", "acceleration", "--preset", "tiny", "--workdir", workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((workdir / "results.json").read_text())
     assert results["devices"]["keras_backend"] == "jax" and "export" not in results
@@ -97,9 +98,7 @@ def test_greedy_and_beam_search_agree_across_backends_and_with_the_python_refere
     search equals the step-by-step Python reference, and width 1 equals greedy."""
     import decoding_cases
 
-    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, str(ROOT / "tests" / "decoding_cases.py")], cwd=ROOT, env=environment,
-                            capture_output=True, text=True, timeout=300)
+    result = _under_jax(ROOT / "tests" / "decoding_cases.py", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     under_jax = json.loads(result.stdout.strip().splitlines()[-1])
     under_tensorflow = decoding_cases.results()

@@ -18,15 +18,14 @@ rules as code, for tests and for judging generated text.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from data.synthetic import write_once
 from data.synthetic.parallel import pseudo_words
 
 FILE_NAME = "corpus.txt"
-PARAMETERS_NAME = "parameters.json"
 VERSION = 1  # bump when the language changes, so old files are regenerated
 
 BRACKETS = {"(": ")", "[": "]", "{": "}"}
@@ -155,18 +154,8 @@ def generate(lines: int, seed: int) -> list[str]:
 
 def write(directory: Path, lines: int, seed: int) -> Path:
     """Writes ``directory/corpus.txt`` unless it already holds a corpus with the same parameters."""
-    directory = Path(directory)
-    parameters = {"generator": "data.synthetic.corpus", "version": VERSION, "lines": lines, "seed": seed}
-    path = directory / FILE_NAME
-    parameters_path = directory / PARAMETERS_NAME
-    if path.exists() and parameters_path.exists():
-        try:
-            if json.loads(parameters_path.read_text()) == parameters:
-                return path
-        except json.JSONDecodeError:
-            pass  # a damaged side file: regenerate
-    from common.io import atomic_write_json, atomic_write_text
+    from common.io import atomic_write_text
 
-    atomic_write_text(path, "\n".join(generate(lines, seed)) + "\n")
-    atomic_write_json(parameters_path, parameters)
-    return path
+    parameters = {"generator": "data.synthetic.corpus", "version": VERSION, "lines": lines, "seed": seed}
+    return write_once(Path(directory) / FILE_NAME, parameters,
+                      lambda path: atomic_write_text(path, "\n".join(generate(lines, seed)) + "\n"))

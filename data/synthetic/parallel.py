@@ -22,15 +22,14 @@ file was generated with, so an existing file is reused only when the parameters 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from data.pairs import write_pairs
+from data.synthetic import write_once
 
 FILE_NAME = "pairs.txt"
-PARAMETERS_NAME = "parameters.json"
 VERSION = 2  # bump when the grammar changes, so old files are regenerated
 
 SOURCE_DETERMINERS = {  # determiner → (singular, plural) source forms
@@ -200,18 +199,6 @@ def generate(num_pairs: int, seed: int, min_words: int = 3, max_words: int = 20)
 
 def write(directory: Path, num_pairs: int, seed: int) -> Path:
     """Writes ``directory/pairs.txt`` unless it already holds a corpus with the same parameters."""
-    directory = Path(directory)
     parameters = {"generator": "data.synthetic.parallel", "version": VERSION, "num_pairs": num_pairs, "seed": seed}
-    path = directory / FILE_NAME
-    parameters_path = directory / PARAMETERS_NAME
-    if path.exists() and parameters_path.exists():
-        try:
-            if json.loads(parameters_path.read_text()) == parameters:
-                return path
-        except json.JSONDecodeError:
-            pass  # a damaged side file: regenerate
-    from common.io import atomic_write_json
-
-    write_pairs(path, generate(num_pairs, seed), attribution=f"synthetic corpus (seed {seed}), CC0")
-    atomic_write_json(parameters_path, parameters)
-    return path
+    return write_once(Path(directory) / FILE_NAME, parameters, lambda path: write_pairs(
+        path, generate(num_pairs, seed), attribution=f"synthetic corpus (seed {seed}), CC0"))

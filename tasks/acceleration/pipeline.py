@@ -123,15 +123,10 @@ def count_windows(part: Part, stride: int) -> int:
 def windows(part: Part, stride: int = HORIZON) -> tuple[np.ndarray, np.ndarray]:
     """All (input [M, 2500], target [M, 100]) pairs of one split, as arrays (for evaluation); each
     segment is windowed on its own, from its first sample."""
-    inputs, targets = [], []
-    for segment in segments(part):
-        if len(segment) < EXAMPLE_SAMPLES:
-            continue  # a training stretch between removed blocks too short for one example
-        view = np.lib.stride_tricks.sliding_window_view(segment, EXAMPLE_SAMPLES)[::stride]
-        inputs.append(view[:, :WINDOW_SAMPLES])
-        targets.append(view[:, WINDOW_SAMPLES:])
-    if not inputs:
+    pairs = list(window_batches(part, stride))
+    if not pairs:
         return np.zeros((0, WINDOW_SAMPLES), np.float32), np.zeros((0, HORIZON), np.float32)
+    inputs, targets = zip(*pairs)
     return np.ascontiguousarray(np.concatenate(inputs)), np.ascontiguousarray(np.concatenate(targets))
 
 
@@ -139,7 +134,7 @@ def window_batches(part: Part, stride: int, batch: int = 4096) -> Iterator[tuple
     """The pairs of ``windows(part, stride)`` in batches of at most ``batch``, without holding them all."""
     for segment in segments(part):
         if len(segment) < EXAMPLE_SAMPLES:
-            continue
+            continue  # a training stretch between removed blocks too short for one example
         view = np.lib.stride_tricks.sliding_window_view(segment, EXAMPLE_SAMPLES)[::stride]
         for first in range(0, len(view), batch):
             chunk = view[first : first + batch]
