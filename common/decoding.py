@@ -25,8 +25,10 @@ a finished beam keeps its score and competes with the alive ones until the loop 
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
+import keras
 import numpy as np
 from keras import ops, tree
 
@@ -253,3 +255,36 @@ def python_beam_search(
     scores = log_prob / np.power(np.maximum(lengths, 1).astype(np.float32), penalty)
     best_beam = int(np.argsort(-scores, kind="stable")[0])
     return sequences[best_beam].tolist(), float(scores[best_beam])
+
+
+def compiled(function: Callable, model: keras.Model, static_argnums: tuple[int, ...] = ()) -> Callable:
+    """``function`` (a search over ``model``'s layers) compiled once per input shape under JAX; unchanged elsewhere.
+
+    Under JAX an eager ``ops.while_loop`` is traced and compiled again on every call (its body is a new closure),
+    which costs more than the search itself. Here the whole search is one ``jax.jit`` whose arguments include the
+    model's weights (read through keras.StatelessScope), so later weight updates are used without recompiling.
+    ``static_argnums``: the positions of Python settings (lengths, widths), which select a compilation.
+    TensorFlow callers trace with tf.function themselves (the SavedModel endpoints); other backends run eagerly.
+    """
+    if keras.backend.backend() != "jax":
+        return function
+    import jax
+
+    variables = model.variables
+
+    def pure(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return function(*args)
+
+    jitted = jax.jit(pure, static_argnums=tuple(index + 1 for index in static_argnums))
+    signature = inspect.signature(function)
+
+    def call(*args, **kwargs):
+        args = signature.bind(*args, **kwargs).args  # keywords too, as positions (jit's static_argnums)
+        # Arrays from tf.data or a TF preprocessor arrive as TF tensors: jax.jit takes arrays only.
+        args = [arg if index in static_argnums or isinstance(arg, jax.Array) else np.asarray(arg)
+                for index, arg in enumerate(args)]
+        return jitted([variable.value for variable in variables], *args)
+
+    return call
+

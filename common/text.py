@@ -27,11 +27,12 @@ from typing import Iterable, Sequence
 
 import tensorflow as tf
 
+from common.token_ids import END_ID, PAD_ID, START_ID, UNKNOWN_ID  # noqa: F401  (part of this module's API)
+
 PAD_TOKEN = ""
 UNKNOWN_TOKEN = "[UNK]"
 START_TOKEN = "[START]"
 END_TOKEN = "[END]"
-PAD_ID, UNKNOWN_ID, START_ID, END_ID = 0, 1, 2, 3
 RESERVED = (PAD_TOKEN, UNKNOWN_TOKEN, START_TOKEN, END_TOKEN)
 
 # Cut off as separate tokens. Written as an RE2 character class.

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from common.config import BaseConfig
 from common.errors import TrainingDiverged
+from common.optimization import compile_model, learning_rate  # noqa: F401  (the tasks call them from here)
 from common.io import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -136,22 +137,6 @@ def recurrent_layers_report(model: keras.Model) -> list[dict[str, Any]]:
         report.append({"layer": layer.name, "kind": type(layer).__name__, "units": int(layer.units),
                        "cudnn_eligible": not problems, "why_not": problems})
     return report
-
-
-def learning_rate(config: BaseConfig) -> float:
-    """The step size to use: ``config.learning_rate``, times the replica count of the strategy in
-    scope when ``scale_learning_rate`` is on (batch_size is global, so n replicas see n times the
-    examples per step: the linear scaling rule of Goyal et al. 2017)."""
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return config.learning_rate * (replicas if config.scale_learning_rate else 1)
-
-
-def compile_model(model: keras.Model, config: BaseConfig, loss, metrics=(), optimizer=None) -> keras.Model:
-    """Compiles with Adam(learning_rate(config)) unless given an optimizer; honours jit_compile."""
-    if optimizer is None:
-        optimizer = keras.optimizers.Adam(learning_rate=learning_rate(config))
-    model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics), jit_compile=config.jit_compile)
-    return model
 
 
 class AtomicBestCheckpoint(keras.callbacks.Callback):

@@ -2,8 +2,8 @@
 under Keras' JAX backend on the CPU (tests/backend_probe.py in a child process: the backend is fixed at import).
 
 Agreement: the same checkpoint gives the same first-batch outputs (float tolerance) and the same evaluation
-numbers under both backends. A task whose decoding or preprocessing still uses TensorFlow-only code is a strict
-expected failure naming that code, so the suite says when a port lands (and when one breaks)."""
+numbers under both backends (sampled text excepted: see SAMPLED). Every task's model, losses, metrics and decoders
+are keras.ops; TensorFlow remains in the tf.data input and the SavedModel export."""
 
 import json
 import os
@@ -18,11 +18,10 @@ from conftest import ROOT
 
 jax = pytest.importorskip("jax", reason="the JAX tests need tests/requirements.txt (pip install -r it)")
 
-NOT_PORTED = {
-    "sentiment": "its word vectorizer is a ragged keras TextVectorization, which Keras allows only on TensorFlow",
-    "translation": "Translator's encode/step (tasks/translation/model.py) are tf ops in a tf.function",
-    "language_model": "the Generator (seeded sampling) is a tf.function over tf ops",
-}
+# Metrics of sampled text: each backend draws with its own stateless generator (tasks/language_model/model.py
+# _categorical: TensorFlow's stateless_categorical, kept for the README's figures, or jax.random), so they agree
+# only in distribution. They are checked as rates in [0, 1]; everything else must agree.
+SAMPLED = {"language_model": ("sampled_lines_",)}
 
 
 def _tensorflow_first_outputs(name, workdir):
@@ -48,9 +47,7 @@ def _numbers(metrics):
     return {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=NOT_PORTED[name])) if name in NOT_PORTED
-    else name for name in tasks.TASK_NAMES])
+@pytest.mark.parametrize("name", tasks.TASK_NAMES)
 def test_model_loads_evaluates_and_trains_under_jax_like_under_tensorflow(name, tiny_run, tmp_path):
     workdir = tiny_run(name)
     result = _under_jax(ROOT / "tests" / "backend_probe.py", name, workdir, tmp_path)
@@ -64,6 +61,9 @@ def test_model_loads_evaluates_and_trains_under_jax_like_under_tensorflow(name, 
     measured = _numbers(probe["metrics"]["model"])
     assert expected and measured.keys() == expected.keys()
     for key, value in expected.items():
+        if key.startswith(SAMPLED.get(name, ())):
+            assert 0 <= measured[key] <= 1, key
+            continue
         assert measured[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
     losses = next(iter(probe["history"].values()))
     assert losses and all(np.isfinite(losses)), probe["history"]
@@ -117,3 +117,36 @@ def test_greedy_and_beam_search_agree_across_backends_and_with_the_python_refere
             assert under_jax[key] == value, key
     assert len({tuple(map(tuple, under_tensorflow[k])) for k in ("greedy", "beam3_0.0", "beam3_0.6")}) > 1, \
         "the cases must tell greedy from beam search"
+
+
+def test_gpu_bench_quick_runs_every_model_under_jax_without_tensorflow(tmp_path):
+    """run.py gpu-bench is what runs on the GPU machine (JAX, no TensorFlow): with --quick every task's model
+    builds from its keras-only module, trains in every variant and decodes, with TensorFlow unimportable."""
+    output = tmp_path / "bench.json"
+    result = _under_jax(ROOT / "tests" / "without_tensorflow.py", ROOT / "run.py", "gpu-bench", "--quick",
+                        "--output", output)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    bench = json.loads(output.read_text())
+    assert bench["devices"]["keras_backend"] == "jax"  # and TensorFlow could not be imported (the runner)
+    assert set(bench["tasks"]) == set(tasks.TASK_NAMES)
+    for name, rows in bench["tasks"].items():
+        variants = {key: row for key, row in rows.items() if isinstance(row, dict)}
+        assert {"float32", "mixed_float16"} <= variants.keys() and variants.keys() & {"no_mask", "generic_loop"}, name
+        for variant, row in variants.items():
+            assert "error" not in row, (name, variant, row)
+            speed = row.get("steps_per_second", row.get("sentences_per_second"))
+            assert speed > 0 and row.get("finite_loss", True), (name, variant, row)
+    assert {name for name, rows in bench["tasks"].items() if "beam_search" in rows} == {"translation", "captioning"}
+    from conftest import run_cli
+
+    table = run_cli("gpu-bench", "--table", output, output)  # the README's table: a GPU run beside a CPU run
+    assert table.returncode == 0, table.stderr[-2000:]
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| ") and "task" not in line]
+    assert [row.split(" | ")[0][2:] for row in rows] == list(bench["tasks"]) and "×1.00" in table.stdout
+
+
+def test_gpu_bench_rejects_an_unknown_task(tmp_path):
+    from conftest import run_cli
+
+    result = run_cli("gpu-bench", "--tasks", "acceleration,nope", "--output", tmp_path / "b.json")
+    assert result.returncode == 2 and "nope" in result.stderr and not (tmp_path / "b.json").exists()

@@ -292,6 +292,52 @@ def test_generation_is_seeded_greedy_ignores_the_seed_and_top_1_is_greedy(small_
     assert none.shape == (2, 0)
 
 
+_JAX_GENERATION = """
+import json, sys
+class NoTensorFlow:  # like the GPU machine
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ImportError(f"{name} is blocked")
+sys.meta_path.insert(0, NoTensorFlow())
+import keras, numpy as np
+from tasks.language_model import model as model_lib
+model, arrays = keras.saving.load_model(sys.argv[1]), np.load(sys.argv[2])
+def run(temperature, seed, top_k=0):
+    generator = model_lib.Generator(model, top_k)
+    return np.asarray(generator.generate(arrays["ids"], arrays["lengths"], 30, temperature, seed)).tolist()
+empty = model_lib.Generator(model).generate(arrays["ids"], arrays["lengths"], 0, 1.0, 1)
+print(json.dumps({"backend": keras.backend.backend(), "sampled": run(1.0, 5), "again": run(1.0, 5),
+                  "other_seed": run(1.0, 6), "greedy": run(0.0, 5), "greedy_other_seed": run(0.0, 6),
+                  "top_1": run(1.0, 9, top_k=1), "empty_shape": list(np.shape(empty))}))
+"""
+
+
+def test_generation_runs_under_jax_without_tensorflow_seeded_and_greedy_like_tensorflow(small_model, tmp_path):
+    """The Generator on Keras' JAX backend in a child process that cannot import TensorFlow: seeded sampling
+    repeats, greedy is the TensorFlow backend's greedy (sampled draws differ by backend: model._categorical)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    pytest.importorskip("jax", reason="the JAX tests need tests/requirements.txt (pip install -r it)")
+    _, preprocessor, model = small_model
+    model.save(tmp_path / "model.keras")
+    ids, lengths = preprocessor.encode_prompts(tf.constant(["ab", "", "abcab"]))
+    np.savez(tmp_path / "prompts.npz", ids=ids.numpy(), lengths=lengths.numpy())
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", _JAX_GENERATION, tmp_path / "model.keras", tmp_path / "prompts.npz"],
+                            cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["backend"] == "jax" and np.array(found["sampled"]).shape == (3, 30)
+    assert found["sampled"] == found["again"] != found["other_seed"] and PAD_ID not in np.ravel(found["sampled"])
+    assert found["greedy"] == found["greedy_other_seed"] == found["top_1"] and found["empty_shape"] == [3, 0]
+    greedy = model_lib.Generator(model).generate(ids, lengths, tf.constant(30), tf.constant(0.0), tf.constant(5))
+    assert found["greedy"] == greedy.numpy().tolist()
+
+
 def test_models_are_stateless_cudnn_eligible_and_gru_builds(small_model):
     task, preprocessor, model = small_model
     assert all(not layer.stateful for layer in model_lib.Generator(model).rnns)  # each window starts from zeros

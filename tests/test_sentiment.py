@@ -174,6 +174,76 @@ def test_cosine_learning_rate_falls_from_the_base_to_zero_within_the_epochs():
     assert all(np.isfinite(history.history["loss"]))
 
 
+# Run by the next test in a child process on Keras' JAX backend that cannot import TensorFlow: the pooled model
+# of the best preset trained 4 steps by fit with the cosine schedule, and step by step (train_on_batch) with the
+# same step sizes set by hand; prints how far apart their weights end.
+_JAX_COSINE = """
+import importlib.abc, json, math, sys
+
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ImportError("TensorFlow is blocked in this test")
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+import keras
+import numpy as np
+
+from common.optimization import compile_model
+from tasks.sentiment import model as model_lib
+from tasks.sentiment.config import Config
+
+config = Config.from_preset("best", ["embedding_dim=8", "lstm_units=4", "spatial_dropout=0", "dropout=0"])
+ids = np.random.default_rng(0).integers(1, 50, size=(32, 12)).astype(np.int32)
+labels = (ids[:, 0] > 25).astype(np.float32)
+
+
+def fresh():
+    keras.utils.set_random_seed(0)
+    return compile_model(model_lib.build_model(config, vocabulary_size=50), config, loss="binary_crossentropy")
+
+
+scheduled, by_hand, constant = fresh(), fresh(), fresh()
+scheduled.fit(ids, labels, batch_size=8, epochs=1, shuffle=False, verbose=0,
+              callbacks=[model_lib.CosineLearningRate(0.01, epochs=1)])
+for step in range(4):
+    by_hand.optimizer.learning_rate.assign(0.01 * 0.5 * (1 + math.cos(math.pi * step / 4)))
+    by_hand.train_on_batch(ids[8 * step : 8 * step + 8], labels[8 * step : 8 * step + 8])
+constant.optimizer.learning_rate.assign(0.01)
+constant.fit(ids, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)
+
+
+def distance(a, b):
+    return max(float(np.abs(x - y).max()) for x, y in zip(a.get_weights(), b.get_weights()))
+
+
+print(json.dumps({"backend": keras.backend.backend(), "tensorflow": "tensorflow" in sys.modules,
+                  "by_hand": distance(scheduled, by_hand), "constant": distance(scheduled, constant)}))
+"""
+
+
+def test_cosine_learning_rate_reaches_every_step_under_jax_without_tensorflow():
+    """JAX's fit carries the variables between steps: the schedule's step sizes must still reach each step
+    (weights equal to train_on_batch's with the same sizes, unlike a constant step size), and model.py must
+    import without TensorFlow."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    pytest.importorskip("jax", reason="the JAX tests need tests/requirements.txt (pip install -r it)")
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", _JAX_COSINE], cwd=ROOT, env=environment, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["backend"] == "jax" and not found["tensorflow"]
+    assert found["by_hand"] < 1e-6 < 1e-3 < found["constant"], found
+
+
 # --- text pipeline -----------------------------------------------------------------------------------------
 
 
@@ -453,7 +523,7 @@ def test_baseline_fit_shows_its_epochs(capsys):
     texts = ["good film", "bad film", "great acting", "awful plot"] * 3
     labels = np.array([1, 0, 1, 0] * 3, np.float32)
     vectorizer = pipeline.adapt(pipeline.ngram_vectorizer(100, 2), texts)
-    model_lib.fit_baseline(config, vectorizer, (texts, labels), (texts[:4], labels[:4]))
+    pipeline.fit_baseline(config, vectorizer, (texts, labels), (texts[:4], labels[:4]))
     assert "val_loss" in capsys.readouterr().out  # one line per epoch (verbose=2)
 
 

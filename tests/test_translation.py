@@ -475,6 +475,54 @@ def test_step_by_step_decoder_matches_the_teacher_forced_model(attention):
         np.testing.assert_allclose(log_probs.numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
+_DECODE_UNDER_JAX = """
+import json, sys
+import keras, numpy as np
+from tasks.translation.model import Translator
+source, found = np.load(sys.argv[1]), []
+for path in sys.argv[2:]:
+    translator = Translator(keras.saving.load_model(path))
+    for tokens, score in (translator.greedy(source, 9), translator.beam(source, 9, 3, 0.6)):
+        found.append([keras.ops.convert_to_numpy(tokens).tolist(), keras.ops.convert_to_numpy(score).tolist()])
+print(json.dumps(found))
+"""
+
+
+def test_translator_decodes_the_same_under_jax_as_under_tensorflow(tmp_path):
+    """Translator is keras.ops (issue 13): with random weights (tokens of every kind, unlike the tiny run's empty
+    translations) greedy and beam search give the same tokens under JAX, and scores within float tolerance, for
+    each attention score and both encoders."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax", reason="the JAX tests need tests/requirements.txt (pip install -r it)")
+    from conftest import ROOT
+
+    source = np.random.default_rng(0).integers(4, 30, size=(5, 7)).astype(np.int32)
+    source[1, 4:], source[2, 1:] = 0, 0  # right padding, one single-word source
+    np.save(tmp_path / "source.npy", source)
+    paths, expected = [], []
+    for attention, bidirectional in (("general", True), ("additive", False), ("none", True)):
+        keras.utils.set_random_seed(3)
+        config = tiny_config(attention=attention, bidirectional_encoder=bidirectional, dropout=0.0)
+        model = translation_model.build_model(config, 30, 25)
+        paths.append(tmp_path / f"{attention}.keras")
+        model.save(paths[-1])
+        translator = translation_model.Translator(model)
+        expected += [translator.greedy(source, 9), translator.beam(source, 9, 3, 0.6)]
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", _DECODE_UNDER_JAX, *map(str, [tmp_path / "source.npy", *paths])],
+                         cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(found) == len(expected) == 6
+    for (tokens, score), (jax_tokens, jax_score) in zip(expected, found):
+        assert jax_tokens == tokens.numpy().tolist()
+        np.testing.assert_allclose(jax_score, score.numpy(), rtol=1e-5, atol=1e-5)
+    assert len({tuple(row) for row in expected[1][0].numpy().tolist()}) > 1  # the sources translate differently
+
+
 def test_model_round_trips_through_a_keras_file(tmp_path):
     model = translation_model.build_model(tiny_config(), 30, 40)
     loss, metrics = translation_model.loss_and_metrics()

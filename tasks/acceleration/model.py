@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from common import training
+from common.optimization import compile_model
 from tasks.acceleration.config import HORIZON, STEP_SAMPLES, WINDOW_SAMPLES, WINDOW_STEPS, Config
 
 
@@ -39,7 +39,7 @@ def build_model(config: Config, mean: float, std: float) -> keras.Model:
         x = keras.layers.Add(dtype="float32", name="lstm_plus_linear")([x, linear])
     outputs = keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name="next_samples")(x)
     model = keras.Model(inputs, outputs, name="acceleration_lstm")
-    return training.compile_model(
+    return compile_model(
         model, config, loss="mse", metrics=[keras.metrics.RootMeanSquaredError(name="rmse")]
     )
 
@@ -149,16 +149,18 @@ def rolling_forecast(predict_fn, windows, steps):
 
     predict_fn: [B, 2500] float32 → [B, 100]. windows: [B, 2500]. Returns [B, steps, 100].
     Step k's input is the previous input shifted left by 100 samples with step k-1's output
-    appended, so after 25 steps the model sees only its own predictions. Written with
-    tf.while_loop so it runs eagerly and inside the exported SavedModel alike.
+    appended, so after 25 steps the model sees only its own predictions. Written with keras.ops
+    (a while loop over a fixed-shape buffer), so it runs eagerly, inside the exported SavedModel
+    (``steps`` a tensor there) and under the JAX backend alike.
     """
-    windows = tf.convert_to_tensor(windows, dtype=tf.float32)
-    outputs = tf.TensorArray(tf.float32, size=steps, element_shape=tf.TensorShape([None, HORIZON]))
+    windows = ops.convert_to_tensor(windows, dtype="float32")
+    buffer = ops.zeros((ops.shape(windows)[0], steps, HORIZON), dtype="float32")
 
-    def body(index, window, outputs):
-        prediction = tf.cast(tf.reshape(predict_fn(window), (-1, HORIZON)), tf.float32)
-        window = tf.concat([window[:, HORIZON:], prediction], axis=1)
-        return index + 1, window, outputs.write(index, prediction)
+    def body(index, state):
+        window, buffer = state
+        prediction = ops.cast(ops.reshape(predict_fn(window), (-1, HORIZON)), "float32")
+        window = ops.concatenate([window[:, HORIZON:], prediction], axis=1)
+        return window, ops.slice_update(buffer, (0, index, 0), prediction[:, None, :])
 
-    _, _, outputs = tf.while_loop(lambda index, *_: index < steps, body, (tf.constant(0), windows, outputs))
-    return tf.transpose(outputs.stack(), (1, 0, 2))
+    _, buffer = ops.fori_loop(0, steps, body, (windows, buffer))
+    return buffer

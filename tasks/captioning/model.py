@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from common import decoding, progress
-from tasks.captioning import pipeline
+from common.token_ids import END_ID, PAD_ID, START_ID, UNKNOWN_ID
 
 
 def build_model(config, vocabulary_size: int, feature_dim: int) -> keras.Model:
@@ -66,8 +65,10 @@ class CaptionGenerator:
         self.vocabulary_size = int(self.word_logits.units)
         self.max_length = max_words + 1  # words + <end>
         # Tokens the decoder must never emit: padding, <unk>, <start>.
-        banned = [pipeline.PAD_ID, pipeline.UNK_ID, pipeline.START_ID]
+        banned = [PAD_ID, UNKNOWN_ID, START_ID]
         self.banned = np.array([[i in banned for i in range(self.vocabulary_size)]])  # [1, V]
+        # One compiled search per shape under JAX (TensorFlow traces its callers: ``traced``, the endpoints).
+        self.generate = decoding.compiled(self.generate, model, static_argnums=(1, 2))
 
     def initial_state(self, features):
         """LSTM state after reading the image, [N, H] each."""
@@ -91,10 +92,10 @@ class CaptionGenerator:
         state = self.initial_state(features)
         if beam_width <= 1:
             return decoding.greedy_search(
-                self.step, state, batch_size, pipeline.START_ID, pipeline.END_ID, self.max_length
+                self.step, state, batch_size, START_ID, END_ID, self.max_length
             )
         return decoding.beam_search(
-            self.step, state, batch_size, pipeline.START_ID, pipeline.END_ID, self.max_length,
+            self.step, state, batch_size, START_ID, END_ID, self.max_length,
             beam_width=beam_width, length_penalty=length_penalty,
         )
 
@@ -103,6 +104,8 @@ def traced(function, feature_dim: int):
     """``function`` (features [N, D] → ...) traced once by TensorFlow for any N; other backends run it as is."""
     if keras.backend.backend() != "tensorflow":
         return function
+    import tensorflow as tf  # imported by Keras already on this backend; this module stays keras-only
+
     return tf.function(function, input_signature=[tf.TensorSpec([None, feature_dim], tf.float32)])
 
 
@@ -127,7 +130,7 @@ def teacher_forced(model: keras.Model, dataset) -> dict[str, float]:
     for inputs, targets in dataset:
         inputs, targets = keras.tree.map_structure(np.asarray, inputs), np.asarray(targets)  # any backend
         logits = ops.cast(model(inputs, training=False), "float32")
-        mask = ops.cast(ops.not_equal(targets, pipeline.PAD_ID), "float32")
+        mask = ops.cast(ops.not_equal(targets, PAD_ID), "float32")
         losses = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
         total += float(ops.sum(losses * mask))
         hits = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), targets), "float32")

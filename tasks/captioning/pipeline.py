@@ -42,6 +42,8 @@ from common.errors import TaskError
 from common.io import atomic_path, atomic_write_json
 from common.pipelines import AUTOTUNE
 from common.task import TaskData
+from common.token_ids import END_ID, PAD_ID, START_ID  # noqa: F401  (ids shared with the model and decoders)
+from common.token_ids import UNKNOWN_ID as UNK_ID
 from data import DataError
 from data.coco_captions import CaptionedImage, coco_captions_payload
 
@@ -49,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 PAD, UNK, START, END = "<pad>", "<unk>", "<start>", "<end>"
 SPECIAL_TOKENS = (PAD, UNK, START, END)
-PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 ENCODER_WEIGHTS = "encoder.weights.h5"  # in the preprocessor folder
 PRETRAINING_BATCH_SIZE = 64  # images per step of the small_cnn word-presence pretraining
 MINIMUM_PRETRAINING_IMAGES = 10  # the pretraining validates on 10% of the training images: at least one

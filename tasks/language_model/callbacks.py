@@ -18,15 +18,24 @@ TAG = "validation_samples"  # the TensorBoard text tag
 
 
 def sampler(model: keras.Model, preprocessor, top_k: int):
-    """A tf.function (prompts [B], num_tokens, temperature, seed) → [B] continuations: the export's graph."""
+    """A function (prompts [B], num_tokens, temperature, seed) → [B] continuations (tf.string): under TensorFlow
+    a tf.function, the export's graph; under another Keras backend the text ↔ ids steps stay TensorFlow ops
+    (eager) and the generator runs on that backend between them, on NumPy ids."""
     generator = Generator(model, top_k)
 
-    @tf.function
     def generate(prompts, num_tokens, temperature, seed):
         ids, lengths = preprocessor.encode_prompts(prompts)
         return preprocessor.decode(generator.generate(ids, lengths, num_tokens, temperature, seed))
 
-    return generate
+    if keras.backend.backend() == "tensorflow":
+        return tf.function(generate)
+
+    def generate_elsewhere(prompts, num_tokens, temperature, seed):
+        ids, lengths = preprocessor.encode_prompts(prompts)
+        tokens = generator.generate(ids.numpy(), lengths.numpy(), int(num_tokens), float(temperature), int(seed))
+        return preprocessor.decode(tf.constant(keras.ops.convert_to_numpy(tokens), tf.int32))
+
+    return generate_elsewhere
 
 
 class _LogSamples(keras.callbacks.Callback):

@@ -11,21 +11,26 @@ from zeros), ``Generator`` uses it to continue a prompt.
 
 ``Generator`` reuses the layers, fetched by name: the prompt runs through the whole layers once
 (right-padded, with a mask, so each row's state is the state after its own last token), then a
-``tf.while_loop`` feeds one token at a time through the cells. Sampling: greedy when temperature <= 0,
-else softmax(logits / temperature) restricted to the top_k likeliest tokens (0 = all), drawn by
-``tf.random.stateless_categorical`` with seed (seed, step): the same inputs and seed give the same text.
-Everything is TensorFlow ops, so it runs inside the exported ``generate`` endpoint.
+``keras.ops.while_loop`` feeds one token at a time through the cells, writing into a fixed-shape [B, N]
+buffer. Sampling: greedy when temperature <= 0, else softmax(logits / temperature) restricted to the top_k
+likeliest tokens (0 = all), drawn with the seed pair (seed, step): the same inputs and seed give the same
+text. The loop is keras.ops, so it runs inside the exported ``generate`` endpoint (TensorFlow) and under JAX;
+only the draw itself is per backend (``_categorical``): TensorFlow's ``stateless_categorical``, as before the
+port (the README's sampled-lines figures came from it), or ``jax.random``. The two backends draw different
+(equally distributed) samples from the same logits and seed; greedy decoding is the same on both.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
-from tasks.language_model.pipeline import PAD_ID
+from tasks.language_model.token_ids import PAD_ID
 
 MAX_GENERATED_TOKENS = 10_000  # longest continuation one call of `generate` produces (bounds its time)
 _NEVER = -1e9  # logit of a token that must not be drawn (finite: no NaN after scaling)
+_LN_2 = float(np.log(2.0))
 
 
 def build_model(config, vocabulary_size: int) -> keras.Model:
@@ -75,21 +80,26 @@ def learning_rate_schedule(config, base: float):
 
 
 def token_log_probabilities(model: keras.Model):
-    """A tf.function (inputs, targets) int32 [B, T] → (log2 p(target) float32 [B, T], top-1 correct float32)."""
+    """A function (inputs, targets) int32 [B, T] → (log2 p(target) float32 [B, T], top-1 correct float32 [B, T]);
+    a tf.function under TensorFlow."""
 
-    @tf.function
     def score(inputs, targets):
-        logits = tf.cast(model(inputs, training=False), tf.float32)
-        log_probs = tf.nn.log_softmax(logits, axis=-1)
-        picked = tf.gather(log_probs, targets, batch_dims=2)
-        correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), targets), tf.float32)
-        return picked / tf.math.log(2.0), correct
+        targets = ops.cast(targets, "int32")
+        logits = ops.cast(model(inputs, training=False), "float32")
+        log_probs = ops.log_softmax(logits, axis=-1)
+        picked = ops.take_along_axis(log_probs, ops.expand_dims(targets, -1), axis=-1)[..., 0]
+        correct = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), targets), "float32")
+        return picked / _LN_2, correct
 
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # one traced graph for every batch, as before the port
+
+        return tf.function(score)
     return score
 
 
 class Generator:
-    """Step-by-step view of a trained model for sampling (no variables of its own)."""
+    """Step-by-step view of a trained model for sampling (no variables of its own); keras.ops, any backend."""
 
     def __init__(self, model: keras.Model, top_k: int = 0):
         self.embedding = model.get_layer("embedding")
@@ -97,11 +107,13 @@ class Generator:
                         and not layer.name.endswith("_dropout")), key=lambda name: int(name.split("_")[1]))
         self.rnns = [model.get_layer(name) for name in names]
         self.output_layer = model.get_layer("logits")
+        self.vocabulary_size = int(self.output_layer.units)
         self.top_k = int(top_k)
 
-    def prime(self, ids: tf.Tensor, lengths: tf.Tensor):
+    def prime(self, ids, lengths):
         """Prompt ids int32 [B, P] (right-padded, lengths >= 1) → (logits of the next token [B, V], states)."""
-        mask = tf.sequence_mask(lengths, tf.shape(ids)[1])
+        ids, lengths = ops.cast(ids, "int32"), ops.cast(lengths, "int32")
+        mask = ops.expand_dims(ops.arange(ops.shape(ids)[1], dtype="int32"), 0) < ops.expand_dims(lengths, 1)
         vectors = self.embedding(ids)
         states = []
         for rnn in self.rnns:
@@ -110,9 +122,9 @@ class Generator:
             states.append(layer_states)
         return self._logits(states[-1][0]), states  # the last layer's h = its output after the last token
 
-    def step(self, tokens: tf.Tensor, states):
+    def step(self, tokens, states):
         """tokens int32 [B] → (logits [B, V], new states)."""
-        vectors = tf.gather(self.embedding.embeddings, tokens)  # a plain lookup: no mask for the cells
+        vectors = ops.take(self.embedding.embeddings, tokens, axis=0)  # a plain lookup: no mask for the cells
         new_states = []
         for rnn, layer_states in zip(self.rnns, states):
             vectors, updated = rnn.cell(vectors, layer_states, training=False)
@@ -120,37 +132,62 @@ class Generator:
         return self._logits(vectors), new_states
 
     def _logits(self, vectors):
-        logits = tf.cast(self.output_layer(vectors), tf.float32)
-        never = tf.equal(tf.range(tf.shape(logits)[-1]), PAD_ID)  # padding is never generated
-        return tf.where(never[tf.newaxis, :], tf.constant(_NEVER, tf.float32), logits)
+        logits = ops.cast(self.output_layer(vectors), "float32")
+        never = ops.equal(ops.arange(self.vocabulary_size), PAD_ID)  # padding is never generated
+        return ops.where(ops.expand_dims(never, 0), _NEVER, logits)
 
     def choose(self, logits, temperature, seed, step):
         """Greedy (temperature <= 0 or NaN) or seeded top-k sampling at ``temperature``: int32 [B]."""
-        greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        greedy = ops.cast(ops.argmax(logits, axis=-1), "int32")
         if self.top_k > 0:
-            k = tf.minimum(self.top_k, tf.shape(logits)[-1])
-            kth = tf.math.top_k(logits, k=k).values[:, -1:]
-            logits = tf.where(logits < kth, tf.constant(_NEVER, tf.float32), logits)
-        scaled = logits / tf.maximum(temperature, 1e-3)
-        seeds = tf.stack([tf.cast(seed, tf.int32), tf.cast(step, tf.int32)])
-        sampled = tf.random.stateless_categorical(scaled, 1, seed=seeds, dtype=tf.int32)[:, 0]
-        return tf.where(temperature > 0, sampled, greedy)
+            kth = ops.top_k(logits, k=min(self.top_k, self.vocabulary_size))[0][:, -1:]
+            logits = ops.where(logits < kth, _NEVER, logits)
+        scaled = logits / ops.maximum(temperature, 1e-3)
+        sampled = _categorical(scaled, seed, step)
+        return ops.where(temperature > 0, sampled, greedy)
 
-    def generate(self, ids, lengths, num_tokens, temperature, seed) -> tf.Tensor:
+    def generate(self, ids, lengths, num_tokens, temperature, seed):
         """Prompt ids [B, P] and lengths [B] → generated ids int32 [B, N], N = num_tokens clipped to
-        [0, MAX_GENERATED_TOKENS]."""
-        count = tf.clip_by_value(tf.cast(num_tokens, tf.int32), 0, MAX_GENERATED_TOKENS)
-        temperature = tf.cast(temperature, tf.float32)
+        [0, MAX_GENERATED_TOKENS]. Under TensorFlow num_tokens may be a graph tensor (the endpoint's argument);
+        other backends need a concrete value (the buffer's shape is static there)."""
+        if keras.backend.backend() == "tensorflow":
+            count = ops.clip(ops.cast(num_tokens, "int32"), 0, MAX_GENERATED_TOKENS)
+        else:
+            count = int(np.clip(int(ops.convert_to_numpy(num_tokens)), 0, MAX_GENERATED_TOKENS))
+        temperature = ops.cast(temperature, "float32")
+        seed = ops.cast(seed, "int32")
         logits, states = self.prime(ids, lengths)
-        generated = tf.TensorArray(tf.int32, size=count, element_shape=tf.TensorShape([None]))
+        generated = ops.zeros((ops.shape(logits)[0], count), dtype="int32")  # filled in place: fixed shapes
 
         def body(step, logits, states, generated):
             token = self.choose(logits, temperature, seed, step)
             logits, states = self.step(token, states)
-            return step + 1, logits, states, generated.write(step, token)
+            position = ops.one_hot(step, count, dtype="int32")  # [N]
+            return step + 1, logits, states, generated + ops.expand_dims(token, 1) * ops.expand_dims(position, 0)
 
-        _, _, _, generated = tf.while_loop(lambda step, *_: step < count, body,
-                                           (tf.constant(0), logits, states, generated))
-        batch = tf.shape(ids)[0]
-        # An empty TensorArray cannot be stacked (its element shape is not static): no tokens = [B, 0].
-        return tf.cond(count > 0, lambda: tf.transpose(generated.stack()), lambda: tf.zeros([batch, 0], tf.int32))
+        *_, generated = ops.while_loop(lambda step, *_: step < count, body,
+                                       (ops.convert_to_tensor(0, dtype="int32"), logits, states, generated))
+        return generated
+
+
+def _categorical(logits, seed, step):
+    """One token per row drawn from softmax(logits) [B, V] with the seed pair (seed, step): int32 [B].
+
+    keras.random.categorical cannot do it on TensorFlow: its seed must be a Python int or a SeedGenerator,
+    not the (seed, step) tensor pair of a graph (the endpoint's seed, the loop's step). So each backend's
+    own stateless draw: TensorFlow's keeps the exact samples of the model before the port. (Its CPU kernel
+    shards the batch rows over the intra-op threads and the shards consume the random stream differently, so
+    TensorFlow repeats a sample on machines with the same thread count; jax.random does not depend on it.)"""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        seeds = tf.stack([tf.cast(seed, tf.int32), tf.cast(step, tf.int32)])
+        return tf.random.stateless_categorical(logits, 1, seed=seeds, dtype=tf.int32)[:, 0]
+    if backend == "jax":
+        import jax
+
+        key = jax.random.fold_in(jax.random.key(seed), step)
+        return jax.random.categorical(key, logits, axis=-1).astype("int32")
+    raise NotImplementedError(f"tasks/language_model/model.py samples on the tensorflow and jax Keras backends; "
+                              f"KERAS_BACKEND is {backend!r}")

@@ -27,8 +27,8 @@ from common import pipelines, progress, text
 from common import preprocessor as base
 from common.errors import TaskError
 from tasks.language_model.ngram import KneserNey
+from tasks.language_model.token_ids import BREAK_ID, PAD_ID, UNKNOWN_ID  # noqa: F401 (re-exported)
 
-PAD_ID, UNKNOWN_ID, BREAK_ID = 0, 1, 2
 UNKNOWN_TOKEN = "[UNK]"
 BREAK_TOKENS = {"char": "\n", "word": "<eos>"}
 NGRAM_FILE = "ngram_counts.npz"  # beside preprocessor.json: the baseline's raw n-gram counts

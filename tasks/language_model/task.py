@@ -127,9 +127,9 @@ class LanguageModelTask(Task):
         bits, correct = 0.0, 0.0
         for start in range(0, len(inputs), _EVALUATION_BATCH):
             part = slice(start, start + _EVALUATION_BATCH)
-            log2_p, hit = score(tf.constant(inputs[part]), tf.constant(targets[part]))
-            bits -= float(np.sum(log2_p.numpy().astype(np.float64) * scored[part]))
-            correct += float(np.sum(hit.numpy() * scored[part]))
+            log2_p, hit = map(keras.ops.convert_to_numpy, score(inputs[part], targets[part]))  # any backend
+            bits -= float(np.sum(log2_p.astype(np.float64) * scored[part]))
+            correct += float(np.sum(hit * scored[part]))
         tokens = int(scored.sum())
         if tokens != len(stream) - 1:
             raise RuntimeError(f"evaluation scored {tokens} tokens; the test stream has {len(stream) - 1} targets")

@@ -1,21 +1,15 @@
 """The bidirectional LSTM sentiment models (keras-io's, and the pooled one of the ``best`` preset), its
-learning-rate schedule, and the bag-of-n-grams logistic regression baseline."""
+learning-rate schedule, and the bag-of-n-grams logistic regression baseline (fitted by ``pipeline.fit_baseline``).
+
+Keras only (no TensorFlow), so the models build, train and load under every Keras backend."""
 
 from __future__ import annotations
 
-import logging
 import math
-from typing import Any, Sequence
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-from common import training
-from common.pipelines import AUTOTUNE
 from tasks.sentiment.config import Config
-
-logger = logging.getLogger(__name__)
 
 # The LSTM settings that let Keras run a masked LSTM with the cuDNN kernel on a GPU (with right padding);
 # tests check the built layers against these.
@@ -110,6 +104,8 @@ class CosineLearningRate(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         steps = self.params.get("steps") or 1
         progress = min((self._epoch * steps + batch) / (self.epochs * steps), 1.0)
+        # Under JAX, fit carries the variables' values between steps; reading self.model syncs them back
+        # (Keras' Callback.model), so the next step starts from the variables, this step size included.
         self.model.optimizer.learning_rate.assign(self.base * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
@@ -125,46 +121,3 @@ def build_baseline(feature_size: int, l2: float, seed: int) -> keras.Model:
         kernel_regularizer=keras.regularizers.L2(l2), name="logistic_regression",
     )(features)
     return keras.Model(inputs=features, outputs=probability, name="ngram_logistic_regression")
-
-
-def fit_baseline(
-    config: Config,
-    vectorizer: keras.layers.TextVectorization,
-    train: tuple[Sequence[str], np.ndarray],
-    validation: tuple[Sequence[str], np.ndarray],
-) -> tuple[keras.Model, dict[str, Any]]:
-    """Fits the logistic regression on ``vectorizer``'s TF-IDF features of the (texts, labels) of the
-    training split, early-stopped on the validation split; returns it and a summary of its training."""
-    feature_size = int(vectorizer.vocabulary_size())
-    baseline = build_baseline(feature_size, l2=config.baseline_l2, seed=config.seed)
-    training.compile_model(
-        baseline, config, loss="binary_crossentropy", metrics=["accuracy"],
-        optimizer=keras.optimizers.Adam(learning_rate=config.baseline_learning_rate),
-    )
-
-    def features(split, shuffle):
-        texts, labels = split
-        dataset = tf.data.Dataset.from_tensor_slices((list(texts), labels))
-        if shuffle:
-            dataset = dataset.shuffle(len(texts), seed=config.seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(config.batch_size * 4)  # a linear model: larger batches are as good and faster
-        # [batch] strings → [batch, feature_size] TF-IDF.
-        dataset = dataset.map(lambda batch, targets: (vectorizer(batch), targets), num_parallel_calls=AUTOTUNE)
-        return dataset.prefetch(AUTOTUNE)
-
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
-    # Its epochs show like the LSTM's (a bar on a terminal, a line each in logs): on the full IMDB
-    # training split the TF-IDF of 20k reviews takes a while. shuffle=False: the dataset shuffles itself.
-    logger.info("fitting the baseline (TF-IDF %d-grams → logistic regression), at most %d epochs",
-                config.baseline_ngrams, config.baseline_epochs)
-    history = baseline.fit(features(train, True), validation_data=features(validation, False),
-                           epochs=config.baseline_epochs, callbacks=[stop], verbose=training.verbosity(config),
-                           shuffle=False)
-    summary = {
-        "features": feature_size,
-        "epochs_run": len(history.history["loss"]),
-        "best_val_loss": float(min(history.history["val_loss"])),
-        "best_val_accuracy": float(max(history.history["val_accuracy"])),
-    }
-    logger.info("baseline (TF-IDF %d-grams → logistic regression): %s", config.baseline_ngrams, summary)
-    return baseline, summary

@@ -5,12 +5,16 @@ input: the training and evaluation datasets are built from its output and the ex
 graph calls it. Token ids are right-padded with 0 (the Embedding's mask value) and every review keeps at
 least one id, so a masked LSTM may take the cuDNN kernel on a GPU (it needs right padding and no fully
 masked row). Reviews longer than ``sequence_length`` tokens keep their first tokens.
+
+Text stays TensorFlow (tf.strings, Keras TextVectorization in tf.data) under every Keras backend; only the
+layers' own standardisation and ragged output are TensorFlow-only in Keras (see ``_ON_TENSORFLOW``).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
 import re
 import string
@@ -23,10 +27,15 @@ import tensorflow as tf
 
 from common import preprocessor as preprocessor_lib
 from common import progress
+from common import training
 from common.errors import TaskError
+from common.optimization import compile_model
 from common.pipelines import AUTOTUNE
 from data.aclimdb import Review
-from tasks.sentiment import model as model_lib
+from tasks.sentiment.config import Config
+from tasks.sentiment.model import build_baseline
+
+logger = logging.getLogger(__name__)
 
 _PUNCTUATION = f"[{re.escape(string.punctuation)}]"
 _VECTORIZE_CHUNK = 2048  # reviews per call of a vectorizer while adapting it or encoding a split
@@ -38,6 +47,12 @@ NGRAM_VOCABULARY_FILE = "ngram_vocabulary.json"  # the baseline's n-grams: "[UNK
 NGRAM_IDF_FILE = "ngram_idf.npy"  # float32 [n-grams] inverse document frequencies, same order
 BASELINE_FILE = "baseline.keras"  # the fitted logistic regression
 PADDING_ID, OOV_ID = 0, 1  # TextVectorization's reserved ids: "" (masked by the Embedding) and "[UNK]"
+# Keras runs a TextVectorization's own ``standardize`` function and gives ragged output only on TensorFlow (on
+# another backend it hands the function NumPy arrays, which no tf.data graph has, and returns dense arrays).
+# There the vectorizers get neither: ``vectorize`` and ``adapt`` standardise first, ``word_ids`` cuts the padding.
+# On TensorFlow the layers stay as they were, and so do its results and the exported graph.
+_ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
+_WIDTH_STEP = 32  # off TensorFlow, batch widths in tokens are multiples of this (see _compiled_width)
 
 
 def standardize(texts: tf.Tensor) -> tf.Tensor:
@@ -50,12 +65,37 @@ def standardize(texts: tf.Tensor) -> tf.Tensor:
 
 
 def word_vectorizer(max_tokens: int | None, vocabulary: Sequence[str] | None = None) -> keras.layers.TextVectorization:
-    """[batch] strings → [batch, (words)] ragged int64 ids. ``vocabulary``: a fitted one (from
-    ``get_vocabulary()``, padding and "[UNK]" first), or None for a layer to ``adapt``."""
+    """[batch] strings → [batch, (words)] int64 ids (``word_ids`` gives them ragged on every backend).
+    ``vocabulary``: a fitted one (from ``get_vocabulary()``, padding and "[UNK]" first), or None for a layer
+    to ``adapt``."""
+    # Off TensorFlow (see _ON_TENSORFLOW) the ids come right-padded with 0 to the batch's longest review.
     return keras.layers.TextVectorization(
-        max_tokens=max_tokens, standardize=standardize, split="whitespace", output_mode="int", ragged=True,
-        vocabulary=None if vocabulary is None else list(vocabulary), name="text_vectorization",
+        max_tokens=max_tokens, standardize=standardize if _ON_TENSORFLOW else None, split="whitespace",
+        output_mode="int", ragged=_ON_TENSORFLOW, vocabulary=None if vocabulary is None else list(vocabulary),
+        name="text_vectorization",
     )
+
+
+def vectorize(vectorizer: keras.layers.TextVectorization, texts: tf.Tensor) -> tf.Tensor | tf.RaggedTensor:
+    """[batch] raw strings → the output of ``vectorizer`` (one of this module's) on their standardised form.
+
+    Under a backend other than TensorFlow call it inside a graph (tf.data, tf.function): called eagerly there,
+    a Keras layer returns the backend's arrays instead of TF tensors."""
+    return vectorizer(texts if _ON_TENSORFLOW else standardize(texts))
+
+
+def word_ids(vectorizer: keras.layers.TextVectorization, texts: tf.Tensor) -> tf.RaggedTensor:
+    """[batch] raw strings → [batch, (words)] ragged int64 ids of a ``word_vectorizer`` (see ``vectorize``)."""
+    ids = vectorize(vectorizer, texts)
+    if isinstance(ids, tf.RaggedTensor):
+        return ids  # TensorFlow: the layer's own ragged output, as the exported graph has always had it
+    # Padding (id 0) is no word's id, so each row ends where its padding starts.
+    return tf.RaggedTensor.from_tensor(ids, padding=PADDING_ID)
+
+
+def _texts_dataset(texts: Sequence[str]) -> tf.data.Dataset:
+    """``texts`` in [chunk] string batches; functions mapped over it run in a graph under every backend."""
+    return tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string)).batch(_VECTORIZE_CHUNK)
 
 
 def ngram_vectorizer(
@@ -63,13 +103,15 @@ def ngram_vectorizer(
 ) -> keras.layers.TextVectorization:
     """[batch] strings → [batch, n-grams] TF-IDF of 1..``ngrams``-grams (the baseline's features)."""
     return keras.layers.TextVectorization(
-        max_tokens=max_tokens, standardize=standardize, split="whitespace", ngrams=ngrams, output_mode="tf_idf",
+        max_tokens=max_tokens, standardize=standardize if _ON_TENSORFLOW else None, split="whitespace",
+        ngrams=ngrams, output_mode="tf_idf",
         vocabulary=None if vocabulary is None else list(vocabulary), idf_weights=idf_weights, name="ngram_tf_idf",
     )
 
 
 def adapt(vectorizer: keras.layers.TextVectorization, texts: Sequence[str]) -> keras.layers.TextVectorization:
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(_VECTORIZE_CHUNK))
+    texts = _texts_dataset(texts)
+    vectorizer.adapt(texts if _ON_TENSORFLOW else texts.map(standardize))
     return vectorizer
 
 
@@ -99,10 +141,11 @@ class Preprocessor(preprocessor_lib.Preprocessor):
         with progress.stage(f"word vocabulary of {len(texts):,} training reviews"):
             vectorizer = adapt(word_vectorizer(config.max_tokens), texts)
         # Lengths before the cut at sequence_length, to report how much text the model does not see.
-        lengths = vectorizer(tf.constant(texts[:_LENGTH_SAMPLE])).row_lengths().numpy()
+        sample = _texts_dataset(texts[:_LENGTH_SAMPLE]).map(lambda chunk: word_ids(vectorizer, chunk).row_lengths())
+        lengths = np.concatenate([chunk.numpy() for chunk in sample])
         with progress.stage(f"TF-IDF 1..{config.baseline_ngrams}-gram vocabulary of the training reviews"):
             ngrams = adapt(ngram_vectorizer(config.baseline_max_tokens, config.baseline_ngrams), texts)
-        baseline, baseline_summary = model_lib.fit_baseline(
+        baseline, baseline_summary = fit_baseline(
             config, ngrams, (texts, labels_of(data.train)),
             ([r.text for r in data.validation], labels_of(data.validation)),
         )
@@ -150,8 +193,9 @@ class Preprocessor(preprocessor_lib.Preprocessor):
         A review with no words left after standardisation (empty, only punctuation or ``<br />``) becomes
         the single out-of-vocabulary id: an all-padding row would be fully masked, which the cuDNN LSTM
         kernel rejects on a GPU (DESIGN rule 15). Real reviews never lose their last word, so they are unchanged.
+        Off TensorFlow it must run inside a graph (see ``vectorize``), as in ``encode_all``.
         """
-        ids = self.vectorizer(texts)[:, : self.sequence_length]
+        ids = word_ids(self.vectorizer, texts)[:, : self.sequence_length]
         empty = tf.cast(tf.equal(ids.row_lengths(), 0), tf.int64)  # [batch] 1 where no word is left
         filler = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(empty)], tf.constant(OOV_ID, tf.int64)),
                                                   row_lengths=empty)
@@ -159,7 +203,7 @@ class Preprocessor(preprocessor_lib.Preprocessor):
 
     def baseline_features(self, texts: tf.Tensor) -> tf.Tensor:
         """[batch] raw review strings → [batch, n-grams] TF-IDF weights: the baseline's input."""
-        return self.ngram_vectorizer(texts)
+        return vectorize(self.ngram_vectorizer, texts)
 
     def baseline_probabilities(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """P(positive) of the TF-IDF logistic regression for each of ``texts``."""
@@ -172,6 +216,48 @@ class Preprocessor(preprocessor_lib.Preprocessor):
         return predict_in_chunks(self.baseline, batches, len(texts), batch_size, "TF-IDF baseline on the reviews")
 
 
+def fit_baseline(
+    config: Config,
+    vectorizer: keras.layers.TextVectorization,
+    train: tuple[Sequence[str], np.ndarray],
+    validation: tuple[Sequence[str], np.ndarray],
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Fits the logistic regression on ``vectorizer``'s TF-IDF features of the (texts, labels) of the
+    training split, early-stopped on the validation split; returns it and a summary of its training."""
+    feature_size = int(vectorizer.vocabulary_size())
+    baseline = build_baseline(feature_size, l2=config.baseline_l2, seed=config.seed)
+    compile_model(baseline, config, loss="binary_crossentropy", metrics=["accuracy"],
+                  optimizer=keras.optimizers.Adam(learning_rate=config.baseline_learning_rate))
+
+    def features(split, shuffle):
+        texts, labels = split
+        dataset = tf.data.Dataset.from_tensor_slices((list(texts), labels))
+        if shuffle:
+            dataset = dataset.shuffle(len(texts), seed=config.seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(config.batch_size * 4)  # a linear model: larger batches are as good and faster
+        # [batch] strings → [batch, feature_size] TF-IDF.
+        dataset = dataset.map(lambda batch, targets: (vectorize(vectorizer, batch), targets),
+                              num_parallel_calls=AUTOTUNE)
+        return dataset.prefetch(AUTOTUNE)
+
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+    # Its epochs show like the LSTM's (a bar on a terminal, a line each in logs): on the full IMDB
+    # training split the TF-IDF of 20k reviews takes a while. shuffle=False: the dataset shuffles itself.
+    logger.info("fitting the baseline (TF-IDF %d-grams → logistic regression), at most %d epochs",
+                config.baseline_ngrams, config.baseline_epochs)
+    history = baseline.fit(features(train, True), validation_data=features(validation, False),
+                           epochs=config.baseline_epochs, callbacks=[stop], verbose=training.verbosity(config),
+                           shuffle=False)
+    summary = {
+        "features": feature_size,
+        "epochs_run": len(history.history["loss"]),
+        "best_val_loss": float(min(history.history["val_loss"])),
+        "best_val_accuracy": float(max(history.history["val_accuracy"])),
+    }
+    logger.info("baseline (TF-IDF %d-grams → logistic regression): %s", config.baseline_ngrams, summary)
+    return baseline, summary
+
+
 def _read_vocabulary(path: Path) -> list[str]:
     vocabulary = json.loads(Path(path).read_text(encoding="utf-8"))
     if not isinstance(vocabulary, list) or not all(isinstance(token, str) for token in vocabulary):
@@ -180,11 +266,11 @@ def _read_vocabulary(path: Path) -> list[str]:
 
 
 def encode_all(preprocessor: Preprocessor, texts: Sequence[str]) -> tf.RaggedTensor:
-    """All ``texts`` → ragged int32 ids [reviews, (1..sequence_length)], through ``preprocessor.encode``."""
-    starts = range(0, len(texts), _VECTORIZE_CHUNK)
-    chunks = [preprocessor.encode(tf.constant(list(texts[start : start + _VECTORIZE_CHUNK]), tf.string))
-              for start in progress.track(starts, len(starts), f"encoding {len(texts):,} reviews",
-                                          unit=f"chunks of {_VECTORIZE_CHUNK}")]
+    """All ``texts`` → ragged int32 ids [reviews, (1..sequence_length)], through ``preprocessor.encode``
+    (mapped in tf.data: a graph, as ``encode`` needs under backends other than TensorFlow)."""
+    chunks = _texts_dataset(texts).map(preprocessor.encode)
+    chunks = list(progress.track(chunks, -(-len(texts) // _VECTORIZE_CHUNK), f"encoding {len(texts):,} reviews",
+                                 unit=f"chunks of {_VECTORIZE_CHUNK}"))
     if not chunks:
         return tf.ragged.constant([], dtype=tf.int32, ragged_rank=1)
     return tf.concat(chunks, axis=0)
@@ -238,6 +324,8 @@ def training_dataset(
         dataset = dataset.ragged_batch(batch_size).map(
             lambda review, label: (to_padded_ids(review, sequence_length), label), num_parallel_calls=AUTOTUNE
         )
+    if not _ON_TENSORFLOW:
+        dataset = dataset.map(lambda review, label: (_compiled_width(review, sequence_length), label))
     return dataset.prefetch(AUTOTUNE)
 
 
@@ -251,9 +339,21 @@ def _at_least_one_step(padded: tf.Tensor) -> tf.Tensor:
     return tf.cond(width > 0, lambda: padded, lambda: tf.zeros([tf.shape(padded)[0], 1], padded.dtype))
 
 
+def _compiled_width(padded: tf.Tensor, sequence_length: int) -> tf.Tensor:
+    """[batch, width] → [batch, width'] right-padded with 0: width rounded up to a multiple of _WIDTH_STEP, at
+    most sequence_length (or width). Off TensorFlow only: JAX compiles fit's and predict's step once per input
+    shape, and length-sorted or bucketed batches would bring nearly one width per batch (one compilation each,
+    seconds); the padding is masked. TensorFlow's graphs take any width, and keep the exact ones."""
+    width = tf.shape(padded)[1]
+    rounded = (width + _WIDTH_STEP - 1) // _WIDTH_STEP * _WIDTH_STEP
+    return tf.pad(padded, [[0, 0], [0, tf.maximum(width, tf.minimum(rounded, sequence_length)) - width]])
+
+
 def _padded_batches(ids: tf.RaggedTensor, batch_size: int, sequence_length: int) -> tf.data.Dataset:
     dataset = tf.data.Dataset.from_tensor_slices(ids).ragged_batch(batch_size)
     dataset = dataset.map(lambda batch: to_padded_ids(batch, sequence_length), num_parallel_calls=AUTOTUNE)
+    if not _ON_TENSORFLOW:
+        dataset = dataset.map(lambda batch: _compiled_width(batch, sequence_length))
     return dataset.prefetch(AUTOTUNE)
 
 

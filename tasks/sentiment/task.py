@@ -23,6 +23,7 @@ of UTF-8 .txt files. Every review reaches the LSTM with at least one token (see 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -141,7 +142,10 @@ class SentimentTask(Task):
         train, validation = self.datasets(data, preprocessor)
         schedule = []
         if config.learning_rate_schedule == "cosine":
-            with model.distribute_strategy.scope():  # the compiled step size (scaled per replica when asked)
+            # The compiled step size (scaled per replica when asked): TensorFlow's strategy is the model's;
+            # the other backends have no distribute_strategy and train on one device.
+            strategy = getattr(model, "distribute_strategy", None)
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
                 base = training.learning_rate(config)
             schedule.append(model_lib.CosineLearningRate(base, config.epochs))
         record = training.fit(model, train, validation, config, workdir, monitor=self.monitor,

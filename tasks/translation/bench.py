@@ -15,8 +15,11 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
-from common import decoding, progress, text, training
+from common import decoding, progress, training
+from common.token_ids import END_ID, START_ID
+from tasks.translation.evaluation import traced
 from tasks.translation.model import Translator
 
 logger = logging.getLogger(__name__)
@@ -30,23 +33,21 @@ def run(task, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
     max_length = config.max_target_tokens + 1
     sources = data.test_sources[: config.bench_sentences]
     source_ids = preprocessor.encode(tf.constant(sources)).numpy()
+    ids_signature = [tf.TensorSpec([None, None], tf.int32)]
+    beam = traced(lambda ids: translator.beam(ids, max_length, config.beam_width, config.length_penalty)[0],
+                  ids_signature)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
-    def beam(ids):
-        return translator.beam(ids, max_length, config.beam_width, config.length_penalty)[0]
-
-    beam(tf.constant(source_ids[:2]))  # trace once outside the timing
+    beam(source_ids[:2])  # trace once outside the timing
     starts = range(0, len(source_ids), config.decode_batch_size)
     start = time.perf_counter()
-    batched = np.concatenate([beam(tf.constant(source_ids[i : i + config.decode_batch_size])).numpy()
+    batched = np.concatenate([ops.convert_to_numpy(beam(source_ids[i : i + config.decode_batch_size]))
                               for i in progress.track(starts, len(starts), "Batched beam search", unit="batches")])
     batched_seconds = time.perf_counter() - start
 
-    encode = tf.function(translator.encode, input_signature=[tf.TensorSpec([None, None], tf.int32)])
-    step = tf.function(translator.step)  # one compiled decoder step; the loop itself is Python
+    encode = traced(translator.encode, ids_signature)
+    step = traced(translator.step)  # one compiled decoder step (under TensorFlow); the loop itself is Python
     python_beam = lambda ids: decoding.python_beam_search(  # noqa: E731
-        step, encode(tf.constant(ids)), text.START_ID, text.END_ID, max_length, config.beam_width,
-        config.length_penalty,
+        step, encode(ids), START_ID, END_ID, max_length, config.beam_width, config.length_penalty,
     )
     python_beam(source_ids[:1])  # trace once outside the timing
     start = time.perf_counter()

@@ -9,8 +9,10 @@ Training model (teacher forcing), a functional keras.Model:
     concat → attention_combine (tanh)] → output_dropout → logits (float32) [B, T, V_target]
 
 ``Translator`` reuses the same layers (fetched by name) for step-by-step decoding: ``encode``
-runs the encoder once, ``step`` runs one decoder step with ``decoder_lstm.cell``; both work
-inside tf.function, so greedy/beam search (common.decoding) run in the graph and the SavedModel.
+runs the encoder once, ``step`` runs one decoder step with ``decoder_lstm.cell``. Like greedy/beam
+search (common.decoding) they are keras.ops, so this module imports without TensorFlow (issue 13):
+under TensorFlow they run inside tf.function and the SavedModel (the tracing lives with the string
+ops, in task.py and evaluation.py), under JAX as they are.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import collections
 from typing import Sequence
 
 import keras
-import tensorflow as tf
+import numpy as np
 from keras import ops
 
-from common import decoding, text
+from common import decoding
 from common.layers import SequenceAttention
+from common.token_ids import END_ID, PAD_ID, START_ID
 
 
 @keras.saving.register_keras_serializable(package="rnn_suite")
@@ -38,7 +41,7 @@ class MaskedTokenAccuracy(keras.metrics.Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = ops.cast(y_true, "int32")
         predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
-        valid = ops.cast(ops.not_equal(y_true, text.PAD_ID), "float32")
+        valid = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
         self.correct.assign_add(ops.sum(ops.cast(ops.equal(predicted, y_true), "float32") * valid))
         self.total.assign_add(ops.sum(valid))
 
@@ -81,7 +84,7 @@ def build_model(config, source_vocabulary_size: int, target_vocabulary_size: int
     )(target_vectors, initial_state=[state_h, state_c])
 
     if config.attention != "none":
-        source_mask = ops.not_equal(source, text.PAD_ID)  # [B, S]
+        source_mask = ops.not_equal(source, PAD_ID)  # [B, S]
         context, _ = SequenceAttention(score=config.attention, units=config.lstm_units, name="attention")(
             decoded, memory, source_mask
         )
@@ -108,7 +111,7 @@ class SmoothedMaskedCrossEntropy(keras.losses.Loss):
         log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
         gold = -ops.squeeze(ops.take_along_axis(log_probs, y_true[..., None], axis=-1), axis=-1)
         uniform = -ops.mean(log_probs, axis=-1)
-        valid = ops.cast(ops.not_equal(y_true, text.PAD_ID), "float32")
+        valid = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
         per_token = ((1.0 - self.smoothing) * gold + self.smoothing * uniform) * valid
         return per_token / ops.maximum(ops.sum(valid), 1.0)
 
@@ -121,12 +124,15 @@ def loss_and_metrics(label_smoothing: float = 0.0):
     token accuracy."""
     if label_smoothing > 0:
         return SmoothedMaskedCrossEntropy(label_smoothing), [MaskedTokenAccuracy()]
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=text.PAD_ID)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
     return loss, [MaskedTokenAccuracy()]
 
 
 class Translator:
-    """Step-by-step view of a trained model, for common.decoding (no variables of its own)."""
+    """Step-by-step view of a trained model, for common.decoding (no variables of its own).
+
+    Takes and returns the backend's tensors (NumPy arrays and, under JAX, the preprocessor's eager TF
+    tensors are converted on the way in)."""
 
     def __init__(self, model: keras.Model):
         self.source_embedding = model.get_layer("source_embedding")
@@ -137,48 +143,50 @@ class Translator:
         names = {layer.name for layer in model.layers}
         self.attention = model.get_layer("attention") if "attention" in names else None
         self.combine = model.get_layer("attention_combine") if self.attention is not None else None
+        # Padding and the start symbol are never valid outputs: a constant [1, V] mask.
+        ids = np.arange(int(self.output_layer.units))
+        self.forbidden = ((ids == PAD_ID) | (ids == START_ID))[None, :]
+        # One compiled search per shape under JAX (TensorFlow traces its callers: endpoints, evaluation).
+        self.greedy = decoding.compiled(self.greedy, model, static_argnums=(1,))
+        self.beam = decoding.compiled(self.beam, model, static_argnums=(1, 2, 3))
 
-    def encode(self, source_ids: tf.Tensor) -> dict[str, tf.Tensor]:
-        """int32 [N, S] → decoder state {"h", "c": [N, U], "memory": [N, S, U], "memory_mask": [N, S] float}."""
-        source_ids = tf.cast(source_ids, tf.int32)
-        mask = tf.not_equal(source_ids, text.PAD_ID)
+    def encode(self, source_ids):
+        """int [N, S] → decoder state {"h", "c": [N, U], "memory": [N, S, U], "memory_mask": [N, S] float}."""
+        source_ids = ops.cast(source_ids, "int32")
+        mask = ops.not_equal(source_ids, PAD_ID)
         vectors = self.source_embedding(source_ids)
         outputs = self.encoder(vectors, mask=mask)
         if len(outputs) == 5:  # bidirectional: sequence, forward h, c, backward h, c
             memory, forward_h, forward_c, backward_h, backward_c = outputs
-            state_h = tf.concat([forward_h, backward_h], axis=-1)
-            state_c = tf.concat([forward_c, backward_c], axis=-1)
+            state_h = ops.concatenate([forward_h, backward_h], axis=-1)
+            state_c = ops.concatenate([forward_c, backward_c], axis=-1)
         else:
             memory, state_h, state_c = outputs
-        return {"h": state_h, "c": state_c, "memory": memory, "memory_mask": tf.cast(mask, memory.dtype)}
+        return {"h": state_h, "c": state_c, "memory": memory, "memory_mask": ops.cast(mask, memory.dtype)}
 
-    def greedy(self, source_ids: tf.Tensor, max_length: int) -> tuple[tf.Tensor, tf.Tensor]:
-        """int32 [N, S] → (tokens int32 [N, max_length], summed log-probability float32 [N])."""
-        return decoding.greedy_search(self.step, self.encode(source_ids), tf.shape(source_ids)[0], text.START_ID,
-                                      text.END_ID, max_length)
+    def greedy(self, source_ids, max_length: int):
+        """int [N, S] → (tokens int32 [N, max_length], summed log-probability float32 [N])."""
+        state = self.encode(source_ids)
+        return decoding.greedy_search(self.step, state, ops.shape(state["h"])[0], START_ID, END_ID, max_length)
 
-    def beam(self, source_ids: tf.Tensor, max_length: int, beam_width: int,
-             length_penalty: float) -> tuple[tf.Tensor, tf.Tensor]:
-        """int32 [N, S] → (best beam's tokens int32 [N, max_length], its normalised score float32 [N])."""
-        return decoding.beam_search(self.step, self.encode(source_ids), tf.shape(source_ids)[0], text.START_ID,
-                                    text.END_ID, max_length, beam_width=beam_width, length_penalty=length_penalty)
+    def beam(self, source_ids, max_length: int, beam_width: int, length_penalty: float):
+        """int [N, S] → (best beam's tokens int32 [N, max_length], its normalised score float32 [N])."""
+        state = self.encode(source_ids)
+        return decoding.beam_search(self.step, state, ops.shape(state["h"])[0], START_ID, END_ID, max_length,
+                                    beam_width=beam_width, length_penalty=length_penalty)
 
-    def step(self, tokens: tf.Tensor, state: dict[str, tf.Tensor]):
+    def step(self, tokens, state: dict):
         """tokens int32 [N] (previous output) → (log_probs float32 [N, V], new state)."""
         # A plain lookup: the layer call would attach a padding mask that the cell cannot use.
         vectors = ops.take(self.target_embedding.embeddings, tokens, axis=0)  # [N, E]
         output, (state_h, state_c) = self.decoder.cell(vectors, [state["h"], state["c"]])
         if self.attention is not None:
             context, _ = self.attention(output[:, None, :], state["memory"], state["memory_mask"] > 0)
-            output = self.combine(tf.concat([output, context[:, 0, :]], axis=-1))
-        logits = tf.cast(self.output_layer(output), tf.float32)
-        # Padding and the start symbol are never valid outputs.
-        vocabulary = tf.shape(logits)[-1]
-        ids = tf.range(vocabulary)
-        forbidden = tf.logical_or(tf.equal(ids, text.PAD_ID), tf.equal(ids, text.START_ID))
-        logits = tf.where(forbidden[tf.newaxis, :], tf.constant(-1e9, tf.float32), logits)
+            output = self.combine(ops.concatenate([output, context[:, 0, :]], axis=-1))
+        logits = ops.cast(self.output_layer(output), "float32")
+        logits = ops.where(self.forbidden, decoding.NEGATIVE_INFINITY, logits)
         new_state = {**state, "h": state_h, "c": state_c}
-        return tf.nn.log_softmax(logits, axis=-1), new_state
+        return ops.log_softmax(logits, axis=-1), new_state
 
 
 class WordByWordBaseline:

@@ -108,8 +108,11 @@ class Preprocessor(base.Preprocessor):
         return text.encode(targets, self.target_lookup, self.target_length + 2, add_start=True, add_end=True,
                            lowercase=self.lowercase_target, attach=self.attach_target)
 
-    def decode(self, ids: tf.Tensor) -> tf.Tensor:
-        """Generated target ids int32 [B, L] → [B] readable strings (up to the end marker)."""
+    def decode(self, ids) -> tf.Tensor:
+        """Generated target ids int32 [B, L] → [B] readable strings (up to the end marker). Ids of another
+        Keras backend (a JAX array from the decoder) enter TensorFlow through NumPy."""
+        if not tf.is_tensor(ids):
+            ids = np.asarray(ids)
         return text.decode(ids, self.target_words, attach=self.attach_target)
 
     # --- the same tokenisation on Python lists (statistics, the baseline) -------------------------

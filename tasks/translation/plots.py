@@ -14,6 +14,7 @@ from typing import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from common import text
 from common.io import atomic_path
@@ -33,8 +34,8 @@ def attention_examples(model: keras.Model, preprocessor, sentences: Sequence[str
     weights float32 [generated, source], each row summing to 1)."""
     if not has_attention(model):
         raise ValueError(f"model {model.name!r} has no layer named 'attention' (config attention='none')")
-    source_ids = preprocessor.encode(tf.constant(list(sentences)))  # int32 [N, S]
-    tokens = Translator(model).greedy(source_ids, max_length)[0].numpy()  # [N, max_length], 0 after [END]
+    source_ids = preprocessor.encode(tf.constant(list(sentences))).numpy()  # int32 [N, S]
+    tokens = ops.convert_to_numpy(Translator(model).greedy(source_ids, max_length)[0])  # [N, max_length]: 0 after END
     # Generated length: up to and including the first [END] (all max_length steps when none came).
     ends = [np.flatnonzero(row == text.END_ID) for row in tokens]
     lengths = [int(end[0]) + 1 if len(end) else max_length for end in ends]
@@ -45,9 +46,8 @@ def attention_examples(model: keras.Model, preprocessor, sentences: Sequence[str
     for row, length in enumerate(lengths):
         decoder_input[row, 1:length] = tokens[row, : length - 1]
     weights_model = keras.Model(model.inputs, model.get_layer("attention").output[1])  # [N, T, S]
-    inputs = {"source": source_ids, "decoder_input": tf.constant(decoder_input)}
-    weights = np.asarray(weights_model(inputs, training=False))
-    source_ids = source_ids.numpy()
+    inputs = {"source": source_ids, "decoder_input": decoder_input}
+    weights = ops.convert_to_numpy(weights_model(inputs, training=False))
     examples = []
     for row, (sentence, length) in enumerate(zip(sentences, lengths)):
         kept = int(np.count_nonzero(source_ids[row]))

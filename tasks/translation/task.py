@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from common import progress, report, text, training
+from common import report, training
 from common.io import atomic_write_text
 from common.metrics import bleu
 from common.task import Task, TaskData
@@ -47,6 +47,7 @@ from tasks.translation import model as model_lib
 from tasks.translation import plots
 from tasks.translation.callbacks import translation_examples
 from tasks.translation.config import Config
+from tasks.translation.evaluation import translate_all
 from tasks.translation.pipeline import Preprocessor, unknown_rate
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class TranslationTask(Task):
         teacher_forced = model.evaluate(test_set, return_dict=True, verbose=0)
         hypotheses, speed, endpoints = {}, {}, {}
         for name, (function, signature) in self.endpoints(model, preprocessor).items():
-            endpoints[name] = tf.function(function, input_signature=signature)  # exactly what the export serves
+            endpoints[name] = evaluation.traced(function, signature)  # under TF exactly what the export serves
             start = time.perf_counter()
             hypotheses[name] = translate_all(endpoints[name], sources, config.decode_batch_size, f"Decoding ({name})")
             speed[name] = len(sources) / (time.perf_counter() - start)
@@ -235,16 +236,6 @@ class TranslationTask(Task):
         from tasks.translation import bench
 
         return bench.run(self, data_dir, workdir)
-
-
-def translate_all(translate, sentences: Sequence[str], batch_size: int, stage: str = "Decoding") -> list[str]:
-    """Calls an endpoint function on ``sentences`` in batches; returns the translations."""
-    translations = []
-    starts = range(0, len(sentences), batch_size)
-    for start in progress.track(starts, len(starts), f"{stage}: {len(sentences):,} sentences", unit="batches"):
-        outputs = translate(tf.constant(list(sentences[start : start + batch_size])))
-        translations += [t.decode("utf-8") for t in outputs["translation"].numpy()]
-    return translations
 
 
 TASK = TranslationTask

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import keras
 
-from common import images as common_images
+from common import encoders
+from common.optimization import learning_rate
 from tasks.vqa.config import Config
 
 
@@ -46,7 +47,7 @@ def build_strided_cnn(image_size: int, feature_dim: int) -> keras.Model:
 
 def build_image_encoder(name: str, image_size: int, feature_dim: int, weights_path: str | None = None) -> keras.Model:
     """The image CNN: pixels in [0, 255] → [B, D]. ``strided_cnn`` is defined here; the others come
-    from common.images (small_cnn, keras.applications networks).
+    from common.encoders (small_cnn, keras.applications networks).
 
     name: ``Config.encoder``; feature_dim: output width of strided_cnn / small_cnn (the
     keras.applications widths are fixed). weights_path: a weights file to load (the fitted
@@ -58,7 +59,7 @@ def build_image_encoder(name: str, image_size: int, feature_dim: int, weights_pa
         if weights_path is not None:
             encoder.load_weights(weights_path)
         return encoder
-    return common_images.build_encoder(name, image_size, weights_path=weights_path, feature_dim=feature_dim)
+    return encoders.build_encoder(name, image_size, weights_path=weights_path, feature_dim=feature_dim)
 
 
 def build_model(
@@ -124,9 +125,7 @@ def build_model(
 
 
 def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
-    from common import training
-
-    rate = training.learning_rate(config)  # scaled with the replica count when scale_learning_rate is on
+    rate = learning_rate(config)  # scaled with the replica count when scale_learning_rate is on
     if config.optimizer == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate=rate)
     return keras.optimizers.Adam(learning_rate=rate)
