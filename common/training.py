@@ -24,6 +24,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from common.callbacks import EpochTimer
 from common.config import BaseConfig
 from common.errors import TrainingDiverged
 from common.optimization import compile_model, learning_rate  # noqa: F401  (the tasks call them from here)
@@ -205,18 +206,6 @@ class EpochCSVLogger(keras.callbacks.CSVLogger):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch + 1, logs)
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def best_checkpoint_path(workdir: Path) -> Path:

@@ -35,6 +35,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
+from common.callbacks import EpochTimer
 from common.optimization import compile_model
 
 # Stand-ins for the real vocabularies at paper scale.
@@ -180,23 +181,10 @@ def _has_masks(model: keras.Model) -> bool:
     return any(getattr(layer, "mask_zero", False) for layer in model._flatten_layers(include_self=False))
 
 
-class _EpochSeconds(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        float(logs["loss"])  # the step results are ready: a JAX epoch otherwise ends with GPU work still queued
-        self.seconds.append(time.perf_counter() - self._start)
-
-
 def _training_row(model: keras.Model, work: Workload, steps: int, seconds: float) -> dict[str, Any]:
     """Epoch 1 (compilation) and epoch 2 (a first estimate) are discarded; then as many epochs as fill
     ``seconds``, timed one by one, and the median epoch gives steps/s (a short GPU epoch is noisy)."""
-    timer = _EpochSeconds()
+    timer = EpochTimer()
     model.fit(work.inputs, work.targets, batch_size=work.batch_size, epochs=2, shuffle=False, verbose=0,
               callbacks=[timer])
     epochs = max(1, min(200, int(np.ceil(seconds / timer.seconds[1])))) if seconds > 0 else 1
