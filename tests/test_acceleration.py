@@ -177,6 +177,26 @@ def test_default_adds_a_linear_skip_with_the_same_input_and_output():
     assert model.get_layer("lstm_1").units == 100
 
 
+def test_residual_small_is_one_small_regularised_lstm_on_the_frozen_dense_ridge():
+    config = Config.from_preset("residual_small")
+    model = model_lib.build_model(config, mean=0.0, std=1.0)
+    assert model.input_shape == (None, 25, 100) and model.output_shape == (None, 100)
+    names = [layer.name for layer in model.layers]
+    assert "lstm_2" not in names and "dense_relu" not in names and not model.get_layer("lstm_1").return_sequences
+    assert model.get_layer("lstm_1").units == 32 and model.get_layer("head_dropout").rate == 0.3
+    assert model.get_layer("next_samples_standardised").kernel_regularizer.l2 == pytest.approx(1e-3)  # std 1
+    scaled = model_lib.build_model(config, mean=0.0, std=0.5)  # the penalty follows the loss's units (g^2)
+    assert scaled.get_layer("next_samples_standardised").kernel_regularizer.l2 == pytest.approx(0.25e-3)
+    assert scaled.optimizer.epsilon == pytest.approx(0.25e-7)  # Adam steps as on a standardised loss
+    assert not model.get_layer("linear_ar").trainable
+    assert (config.ridge_fit_stride, config.stride, config.ridge_baseline_stride) == (5, 2, 50)
+    # The new fields' defaults leave the default model as it was: no head dropout, no head penalty.
+    default = model_lib.build_model(Config(), mean=0.0, std=1.0)
+    assert "head_dropout" not in [layer.name for layer in default.layers]
+    assert default.get_layer("next_samples_standardised").kernel_regularizer is None
+    assert model_lib.build_model(Config(), mean=0.0, std=0.5).optimizer.epsilon == pytest.approx(1e-7)
+
+
 def test_synthetic_signal_is_seeded_and_written_in_the_cwru_layout(tmp_path):
     spec = vibration.VibrationSpec(duration_seconds=1.0, seed=3)
     path = vibration.write_npz(spec, tmp_path / "v.npz")
@@ -374,6 +394,11 @@ def test_blocked_split_puts_test_and_validation_blocks_where_asked():
     (["blocks=5", "test_block=5"], "block index in [0, 4]"),
     (["blocks=5", "test_block=-2"], "block index in [0, 4]"),
     (["ridge_fit_stride=-1"], "ridge_fit_stride=-1"),
+    (["lstm_layers=0"], "lstm_layers=0"),
+    (["dense_units=-1"], "dense_units=-1"),
+    (["head_dropout=1.0"], "head_dropout=1.0 must be in [0, 1)"),
+    (["head_l2=-0.1"], "head_l2=-0.1 >= 0"),
+    (["ridge_baseline_stride=-1"], "ridge_baseline_stride=-1"),
 ])
 def test_split_and_ridge_options_are_validated(overrides, fragment):
     from common.config import ConfigError
@@ -426,6 +451,19 @@ def test_several_files_give_pooled_and_per_file_metrics(tmp_path):
         assert block["mse_ratio_vs_ridge_ar_window"] == pytest.approx(
             block["model"]["mse"] / block["baselines"]["ridge_ar_window"]["mse"])
     assert data.info["files"]["x.npz"]["test_windows"] == metrics["per_file"]["x.npz"]["test_windows"]
+
+
+def test_the_baseline_ridges_keep_their_stride_when_the_lstm_stride_changes(tmp_path):
+    from tasks.acceleration.task import TASK
+
+    vibration.write_npz(vibration.VibrationSpec(duration_seconds=2.0, seed=1), tmp_path / "x.npz")
+    fitted = {}
+    for overrides in ([], ["stride=10", "ridge_baseline_stride=100"], ["stride=10"]):
+        task = TASK(Config.from_preset("tiny", ["recursive_windows=0", *overrides]))  # tiny: stride 100
+        data = task.load_data(tmp_path / "x.npz", tmp_path / "work")
+        fitted[len(overrides)] = pipeline.Preprocessor.fit(task, data, tmp_path / "work").ridge(200).weights
+    np.testing.assert_array_equal(fitted[2], fitted[0])  # the baselines as before, the LSTM on 10x the windows
+    assert not np.array_equal(fitted[1], fitted[0])  # 0 (the default) follows `stride`, as before
 
 
 def test_streamed_ridge_equals_the_in_memory_fit_and_the_dense_ridge_round_trips(tmp_path):

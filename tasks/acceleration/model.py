@@ -3,7 +3,8 @@
 Input (B, 25, 100) in signal units → standardise with train statistics → LSTM(100, sequences) →
 LSTM(100) → Dense(100, relu) → Dense(100) → de-standardise → (B, 100) in signal units.
 With ``linear_skip`` a linear path from the standardised window is added to the output (a
-learned AR predictor), so the LSTM models the residual.
+learned AR predictor), so the LSTM models the residual. ``lstm_layers``, ``dense_units`` (0 = none) and the
+head's dropout / L2 size the recurrent part; the defaults are the lecture's.
 Because the scaling is inside the model, the loss and every metric are in the signal's own units
 (g² for MSE), and the exported model takes raw windows.
 """
@@ -14,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from common.optimization import compile_model
+from common.optimization import compile_model, learning_rate
 from tasks.acceleration.config import HORIZON, STEP_SAMPLES, WINDOW_SAMPLES, WINDOW_STEPS, Config
 
 
@@ -24,10 +25,17 @@ def build_model(config: Config, mean: float, std: float) -> keras.Model:
     standardised = keras.layers.Rescaling(scale=1.0 / std, offset=-mean / std, name="standardise")(inputs)
     x = standardised
     # Default activations, no recurrent dropout, unroll=False: eligible for the cuDNN kernel on GPU.
-    x = keras.layers.LSTM(units=config.lstm_units, return_sequences=True, name="lstm_1")(x)
-    x = keras.layers.LSTM(units=config.lstm_units, name="lstm_2")(x)
-    x = keras.layers.Dense(units=config.dense_units, activation="relu", name="dense_relu")(x)
-    x = keras.layers.Dense(units=HORIZON, dtype="float32", name="next_samples_standardised")(x)
+    for index in range(1, config.lstm_layers + 1):
+        x = keras.layers.LSTM(units=config.lstm_units, return_sequences=index < config.lstm_layers,
+                              name=f"lstm_{index}")(x)
+    if config.dense_units:
+        x = keras.layers.Dense(units=config.dense_units, activation="relu", name="dense_relu")(x)
+    if config.head_dropout:
+        x = keras.layers.Dropout(config.head_dropout, name="head_dropout")(x)
+    # The head's penalty x std^2: the loss is in signal units, the head's output standardised.
+    penalty = keras.regularizers.L2(config.head_l2 * std**2) if config.head_l2 else None
+    x = keras.layers.Dense(units=HORIZON, dtype="float32", name="next_samples_standardised",
+                           kernel_regularizer=penalty)(x)
     if config.linear_skip:
         flat = keras.layers.Flatten(name="window_flat")(standardised)
         linear_layer = keras.layers.Dense(
@@ -39,8 +47,11 @@ def build_model(config: Config, mean: float, std: float) -> keras.Model:
         x = keras.layers.Add(dtype="float32", name="lstm_plus_linear")([x, linear])
     outputs = keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name="next_samples")(x)
     model = keras.Model(inputs, outputs, name="acceleration_lstm")
+    optimizer = None  # compile_model's Adam(learning_rate(config))
+    if config.scale_adam_epsilon:
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate(config), epsilon=1e-7 * std**2)
     return compile_model(
-        model, config, loss="mse", metrics=[keras.metrics.RootMeanSquaredError(name="rmse")]
+        model, config, loss="mse", metrics=[keras.metrics.RootMeanSquaredError(name="rmse")], optimizer=optimizer
     )
 
 

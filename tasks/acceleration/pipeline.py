@@ -210,7 +210,7 @@ class Preprocessor(BasePreprocessor):
         mean, std = float(np.mean(values)), float(np.std(values))
         if not std > 0:
             raise DataError(f"{data.path}: the training part of the signal is constant (std 0); nothing to learn")
-        ridge_stride = max(config.stride, int(np.ceil(len(values) / MAX_RIDGE_WINDOWS)))
+        ridge_stride = max(config.ridge_baseline_stride or config.stride, int(np.ceil(len(values) / MAX_RIDGE_WINDOWS)))
         train, validation = windows(train_parts, ridge_stride), windows(data.part("validation"))
         # ridge_order is the baseline; the whole window is both a baseline and the warm start of the
         # linear path, so the same 2,501 x 2,501 solve serves both.
