@@ -32,7 +32,7 @@ def compile_model(model: keras.Model, config: BaseConfig, loss, metrics=(), opti
 
     ``config.jit_compile`` chooses XLA for TensorFlow's graph (off by default: TensorFlow's cuDNN LSTM kernel does
     not run under XLA). On JAX there is no graph without XLA: jit_compile=False would run every training step
-    eagerly, op by op (about 100x slower for the acceleration model on CPU), so JAX always compiles ("auto")."""
+    eagerly, op by op (1.9 s vs 3.5 ms per acceleration step on CPU), so JAX always compiles ("auto")."""
     if optimizer is None:
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate(config))
     if keras.backend.backend() == "jax" and keras.mixed_precision.dtype_policy().compute_dtype != "float32":
