@@ -417,33 +417,32 @@ def _report(argv: list[str]) -> int:
 def _gpu_bench(argv: list[str]) -> int:
     """``run.py gpu-bench``: training steps/s and beam-search sentences/s of every task's paper-sized model on
     synthetic arrays, under the current Keras backend (no TensorFlow needed: KERAS_BACKEND=jax on a GPU machine)."""
+    from tasks import gpu_bench
+
     parser = _Parser(prog="run.py gpu-bench", description=_gpu_bench.__doc__)
-    parser.add_argument("--quick", action="store_true", help="batch 8, 2 timed steps: checks that it runs")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny presets, batch <= 8, 2 steps, float32 and mixed_float16: checks that it all runs")
     parser.add_argument("--tasks", default=",".join(tasks.TASK_NAMES), help="comma list (default: every task)")
-    parser.add_argument("--precisions", default=",".join(("float32", "mixed_float16", "mixed_bfloat16")),
+    parser.add_argument("--precisions", default=",".join(gpu_bench.PRECISIONS),
                         help="comma list of Keras dtype policies to train under (float32 first: the ratios' base)")
     parser.add_argument("--output", type=Path, default=Path("gpu_bench.json"), help="results JSON (written atomically)")
     parser.add_argument("--table", nargs="+", type=Path, metavar="RESULTS.json", default=None,
                         help="measure nothing: print the Markdown table of a GPU run's results [and a CPU run's]")
     options = parser.parse_args(argv)
     if options.table:
-        from tasks import gpu_bench
-
         runs = [_read_results(file) for file in options.table[:2]]
         if any("tasks" not in run for run in runs):
             raise UsageError(f"--table {' '.join(map(str, options.table))}: expected run.py gpu-bench results files")
         print(gpu_bench.markdown(*runs), end="")
         return 0
     precisions = tuple(name for name in options.precisions.split(",") if name)
-    if not precisions or precisions[0] != "float32" or not set(precisions) <= {"float32", "mixed_float16",
-                                                                              "mixed_bfloat16"}:
-        raise UsageError(f"--precisions {options.precisions!r}: expected float32 first, then any of mixed_float16, "
-                         "mixed_bfloat16")
+    if not precisions or precisions[0] != "float32" or not set(precisions) <= set(gpu_bench.PRECISIONS):
+        raise UsageError(f"--precisions {options.precisions!r}: expected float32 first, then any of "
+                         f"{list(gpu_bench.PRECISIONS[1:])}")
     names = tuple(name for name in options.tasks.split(",") if name)
     unknown = [name for name in names if name not in tasks.TASK_NAMES]
     if unknown or not names:
         raise UsageError(f"--tasks {options.tasks!r}: expected a comma list of {list(tasks.TASK_NAMES)}")
-    from tasks import gpu_bench
     from common.io import atomic_write_json
 
     # Written after every task, so a run cut short keeps the tasks it finished.

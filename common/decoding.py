@@ -26,7 +26,7 @@ a finished beam keeps its score and competes with the alive ones until the loop 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -255,6 +255,23 @@ def python_beam_search(
     scores = log_prob / np.power(np.maximum(lengths, 1).astype(np.float32), penalty)
     best_beam = int(np.argsort(-scores, kind="stable")[0])
     return sequences[best_beam].tolist(), float(scores[best_beam])
+
+
+def traced(function: Callable, input_signature: Sequence[Any] | None = None) -> Callable:
+    """``function`` traced once by tf.function under TensorFlow, exactly the graph a SavedModel endpoint serves;
+    unchanged under the other backends (there a search compiles itself: ``compiled``).
+
+    input_signature: TensorSpecs, or (shape, dtype) pairs for callers that do not import TensorFlow, e.g.
+    ``[([None, 512], "float32")]`` for any batch size.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return function
+    import tensorflow as tf  # imported by Keras already on this backend; this module stays keras-only
+
+    if input_signature is not None:
+        input_signature = [spec if isinstance(spec, tf.TensorSpec) else tf.TensorSpec(*spec)
+                           for spec in input_signature]
+    return tf.function(function, input_signature=input_signature)
 
 
 def compiled(function: Callable, model: keras.Model, static_argnums: tuple[int, ...] = ()) -> Callable:

@@ -36,13 +36,13 @@ def compile_model(model: keras.Model, config: BaseConfig, loss, metrics=(), opti
     if optimizer is None:
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate(config))
     if keras.backend.backend() == "jax" and keras.mixed_precision.dtype_policy().compute_dtype != "float32":
-        _lstms_off_cudnn(model)
+        lstms_off_cudnn(model)
     jit_compile = config.jit_compile if keras.backend.backend() == "tensorflow" else "auto"
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics), jit_compile=jit_compile)
     return model
 
 
-def _lstms_off_cudnn(model: keras.Model) -> None:
+def lstms_off_cudnn(model: keras.Model) -> None:
     """JAX's cuDNN RNN kernel (jaxlib gpu_rnn) lowers float32/float64 only: a 16-bit compute dtype fails at
     compilation ("Unknown output type float16"), after Keras' own fallback check. So under a mixed policy the
     LSTMs take Keras' generic loop, which on an H100 was as fast or faster at this suite's sizes (README,

@@ -35,8 +35,10 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
+import tasks
 from common.callbacks import EpochTimer
-from common.optimization import compile_model
+from common.config import BaseConfig
+from common.optimization import compile_model, lstms_off_cudnn
 
 # Stand-ins for the real vocabularies at paper scale.
 VOCABULARY = {
@@ -45,9 +47,8 @@ VOCABULARY = {
     "language_model": 10_000,  # Penn Treebank (Zaremba et al. 2014)
 }
 FEATURE_DIM = 2048  # pooled InceptionV3 / ResNet50 features
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # the values of BaseConfig.precision
+PRECISIONS = BaseConfig.CHOICES["precision"]  # float32 first: the ratios' base
 TIMED_SECONDS = 1.5  # per row, after compilation: enough epochs (or decoder calls) for a stable median
-TASKS = ("acceleration", "sentiment", "translation", "captioning", "vqa", "language_model")
 
 
 @dataclasses.dataclass
@@ -142,7 +143,7 @@ def _workload(name: str, config, rows: int, rng: np.random.Generator, small: boo
 
         tokens = rng.integers(3, vocabulary, size=(rows, length + 1), dtype=np.int32)  # a running text: no padding
         return Workload(build, tokens[:, :-1], tokens[:, 1:], config.batch_size)
-    raise ValueError(f"gpu-bench has no workload for task {name!r}; expected one of {list(TASKS)}")
+    raise ValueError(f"gpu-bench has no workload for task {name!r}; expected one of {list(tasks.TASK_NAMES)}")
 
 
 @contextlib.contextmanager
@@ -167,14 +168,6 @@ def _embeddings_without_mask():
         yield
     finally:
         keras.layers.Embedding.__init__ = original
-
-
-def _lstm_layers(model: keras.Model) -> list:
-    found = []
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.LSTM):
-            found.append(layer)
-    return found
 
 
 def _has_masks(model: keras.Model) -> bool:
@@ -221,8 +214,6 @@ def _attempt(measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 def bench_task(name: str, quick: bool, precisions: tuple[str, ...] = PRECISIONS) -> dict[str, Any]:
     """Training rows (and a decoding row where the task decodes) for one task's paper-sized model (``quick``: its
     tiny preset, one mixed policy, 2 steps: a check that every path runs)."""
-    import tasks
-
     precisions = PRECISIONS[:2] if quick else precisions
     seconds = 0.0 if quick else TIMED_SECONDS
     config = tasks.load_config(name).from_preset("tiny" if quick else "paper")
@@ -247,8 +238,7 @@ def bench_task(name: str, quick: bool, precisions: tuple[str, ...] = PRECISIONS)
         rows["no_mask"] = _attempt(lambda: _training_row(model, work, steps, seconds))
     else:
         model = work.build()
-        for layer in _lstm_layers(model):
-            layer.use_cudnn = False
+        lstms_off_cudnn(model)
         rows["generic_loop"] = _attempt(lambda: _training_row(model, work, steps, seconds))
     if work.decode is not None and decoded is not None:
         rows["beam_search"] = _attempt(lambda: _decoding_row(decoded, work, seconds))
@@ -264,7 +254,7 @@ def devices() -> dict[str, Any]:
     return found
 
 
-def run(task_names: tuple[str, ...] = TASKS, quick: bool = False, precisions: tuple[str, ...] = PRECISIONS,
+def run(task_names: tuple[str, ...] = tasks.TASK_NAMES, quick: bool = False, precisions: tuple[str, ...] = PRECISIONS,
         after_each: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Every named task; a task that fails records its error instead of stopping the others. ``after_each`` gets
     the results so far after every task (run.py writes them, so a run cut short keeps its finished tasks)."""

@@ -145,8 +145,17 @@ def test_gpu_bench_quick_runs_every_model_under_jax_without_tensorflow(tmp_path)
     assert [row.split(" | ")[0][2:] for row in rows] == list(bench["tasks"]) and "×1.00" in table.stdout
 
 
-def test_gpu_bench_rejects_an_unknown_task(tmp_path):
+def test_gpu_bench_rejects_an_unknown_task_a_bad_precision_list_and_a_table_of_other_results(tmp_path):
     from conftest import run_cli
 
     result = run_cli("gpu-bench", "--tasks", "acceleration,nope", "--output", tmp_path / "b.json")
     assert result.returncode == 2 and "nope" in result.stderr and not (tmp_path / "b.json").exists()
+    result = run_cli("gpu-bench", "--precisions", "mixed_float16,float32", "--output", tmp_path / "b.json")
+    assert result.returncode == 2 and "float32 first" in result.stderr and not (tmp_path / "b.json").exists()
+    other = tmp_path / "results.json"
+    other.write_text(json.dumps({"task": "acceleration", "metrics": {}}))
+    result = run_cli("gpu-bench", "--table", other)
+    assert result.returncode == 2 and "gpu-bench results" in result.stderr and str(other) in result.stderr
+    other.write_text("{not json")
+    result = run_cli("gpu-bench", "--table", other)
+    assert result.returncode == 2 and "not valid JSON" in result.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from common import examples
+from common import decoding, examples
 from tasks.captioning import model as captioning_model
 from tasks.captioning import pipeline
 
@@ -35,8 +35,8 @@ def caption_examples(config, records: Sequence[pipeline.CaptionedImage], feature
     def rows_factory(model):
         generator = captioning_model.CaptionGenerator(model, config.max_caption_length)
         # Traced once; the layers read the model's variables, so every epoch decodes with its current weights.
-        tokens = captioning_model.traced(lambda f: generator.generate(f, config.beam_width, config.length_penalty)[0],
-                                         shown.shape[1])
+        tokens = decoding.traced(lambda f: generator.generate(f, config.beam_width, config.length_penalty)[0],
+                                 [([None, shown.shape[1]], "float32")])
 
         def generate(features):
             return pipeline.tokens_to_strings(tf.convert_to_tensor(ops.convert_to_numpy(tokens(features))), vocabulary)

@@ -67,7 +67,7 @@ class CaptionGenerator:
         # Tokens the decoder must never emit: padding, <unk>, <start>.
         banned = [PAD_ID, UNKNOWN_ID, START_ID]
         self.banned = np.array([[i in banned for i in range(self.vocabulary_size)]])  # [1, V]
-        # One compiled search per shape under JAX (TensorFlow traces its callers: ``traced``, the endpoints).
+        # One compiled search per shape under JAX (TensorFlow traces its callers: decoding.traced, the endpoints).
         self.generate = decoding.compiled(self.generate, model, static_argnums=(1, 2))
 
     def initial_state(self, features):
@@ -100,20 +100,12 @@ class CaptionGenerator:
         )
 
 
-def traced(function, feature_dim: int):
-    """``function`` (features [N, D] → ...) traced once by TensorFlow for any N; other backends run it as is."""
-    if keras.backend.backend() != "tensorflow":
-        return function
-    import tensorflow as tf  # imported by Keras already on this backend; this module stays keras-only
-
-    return tf.function(function, input_signature=[tf.TensorSpec([None, feature_dim], tf.float32)])
-
-
 def generate(model: keras.Model, features: np.ndarray, max_words: int, beam_width: int,
              length_penalty: float = 0.0, batch_size: int = 256) -> np.ndarray:
     """Token ids int32 [N, max_words + 1] generated for features [N, D], batch by batch, in one traced graph."""
     generator = CaptionGenerator(model, max_words)
-    run = traced(lambda f: generator.generate(f, beam_width, length_penalty)[0], features.shape[1])
+    run = decoding.traced(lambda f: generator.generate(f, beam_width, length_penalty)[0],
+                          [([None, features.shape[1]], "float32")])
     starts = range(0, len(features), batch_size)
     search = "greedy decoding" if beam_width <= 1 else f"beam search (width {beam_width})"
     batches = [ops.convert_to_numpy(run(ops.convert_to_tensor(features[s : s + batch_size])))

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from common import decoding
 from tasks.language_model.token_ids import PAD_ID
 
 MAX_GENERATED_TOKENS = 10_000  # longest continuation one call of `generate` produces (bounds its time)
@@ -91,11 +92,7 @@ def token_log_probabilities(model: keras.Model):
         correct = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), targets), "float32")
         return picked / _LN_2, correct
 
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf  # one traced graph for every batch, as before the port
-
-        return tf.function(score)
-    return score
+    return decoding.traced(score)  # one traced graph for every batch under TensorFlow, as before the port
 
 
 class Generator:

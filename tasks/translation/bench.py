@@ -19,7 +19,6 @@ from keras import ops
 
 from common import decoding, progress, training
 from common.token_ids import END_ID, START_ID
-from tasks.translation.evaluation import traced
 from tasks.translation.model import Translator
 
 logger = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ def run(task, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
     sources = data.test_sources[: config.bench_sentences]
     source_ids = preprocessor.encode(tf.constant(sources)).numpy()
     ids_signature = [tf.TensorSpec([None, None], tf.int32)]
-    beam = traced(lambda ids: translator.beam(ids, max_length, config.beam_width, config.length_penalty)[0],
+    beam = decoding.traced(lambda ids: translator.beam(ids, max_length, config.beam_width, config.length_penalty)[0],
                   ids_signature)
 
     beam(source_ids[:2])  # trace once outside the timing
@@ -44,8 +43,8 @@ def run(task, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
                               for i in progress.track(starts, len(starts), "Batched beam search", unit="batches")])
     batched_seconds = time.perf_counter() - start
 
-    encode = traced(translator.encode, ids_signature)
-    step = traced(translator.step)  # one compiled decoder step (under TensorFlow); the loop itself is Python
+    encode = decoding.traced(translator.encode, ids_signature)
+    step = decoding.traced(translator.step)  # one compiled decoder step (under TensorFlow); the loop itself is Python
     python_beam = lambda ids: decoding.python_beam_search(  # noqa: E731
         step, encode(ids), START_ID, END_ID, max_length, config.beam_width, config.length_penalty,
     )

@@ -9,9 +9,8 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from common import examples
+from common import decoding, examples
 from data import pairs as pair_reader
-from tasks.translation.evaluation import traced
 from tasks.translation.model import Translator
 
 TAG = "validation_translations"  # the TensorBoard text tag
@@ -33,7 +32,7 @@ def translation_examples(config, validation: Sequence[pair_reader.Pair], preproc
     def rows_factory(model):
         translator = Translator(model)
         # Traced once; the layers read the model's variables, so every epoch decodes with its current weights.
-        translate = traced(lambda sentences: preprocessor.decode(
+        translate = decoding.traced(lambda sentences: preprocessor.decode(
             translator.greedy(preprocessor.encode(sentences), max_length)[0]))
 
         def rows():

@@ -4,29 +4,20 @@ Cased BLEU compares the output as people read it (sacrebleu defaults: 13a tokeni
 all references of a source sentence); lower-cased BLEU (``case:lc``) is the number comparable with
 runs that lower-cased their output. Signatures are recorded with the numbers.
 
-``traced`` and ``translate_all`` run the decoding functions (the export's endpoints, the TensorBoard examples,
-the benchmark) the same way under every Keras backend: traced by tf.function under TensorFlow, as they are
-under JAX, where the preprocessor's string ops run eagerly in TensorFlow around the keras.ops decoder.
+``translate_all`` runs the decoding functions (the export's endpoints, traced with common.decoding.traced) the
+same way under every Keras backend: under JAX the preprocessor's string ops run eagerly in TensorFlow around the
+keras.ops decoder.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import keras
 import tensorflow as tf
 
 from common import progress
 from common.metrics import bleu
 from tasks.translation.pipeline import exact_match
-
-
-def traced(function: Callable, input_signature: Sequence[tf.TensorSpec] | None = None) -> Callable:
-    """``function`` traced once by TensorFlow (for ``input_signature``: any batch size), exactly the graph a
-    SavedModel endpoint serves; other backends (JAX) run it as it is: tf.function would need TF tensors."""
-    if keras.backend.backend() != "tensorflow":
-        return function
-    return tf.function(function, input_signature=input_signature)
 
 
 def translate_all(translate, sentences: Sequence[str], batch_size: int, stage: str = "Decoding") -> list[str]:

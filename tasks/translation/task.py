@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from common import report, training
+from common import decoding, report, training
 from common.io import atomic_write_text
 from common.metrics import bleu
 from common.task import Task, TaskData
@@ -132,7 +132,7 @@ class TranslationTask(Task):
         teacher_forced = model.evaluate(test_set, return_dict=True, verbose=0)
         hypotheses, speed, endpoints = {}, {}, {}
         for name, (function, signature) in self.endpoints(model, preprocessor).items():
-            endpoints[name] = evaluation.traced(function, signature)  # under TF exactly what the export serves
+            endpoints[name] = decoding.traced(function, signature)  # under TF exactly what the export serves
             start = time.perf_counter()
             hypotheses[name] = translate_all(endpoints[name], sources, config.decode_batch_size, f"Decoding ({name})")
             speed[name] = len(sources) / (time.perf_counter() - start)
