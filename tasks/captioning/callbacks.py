@@ -47,7 +47,7 @@ def caption_examples(config, records: Sequence[pipeline.CaptionedImage], feature
 
         return rows
 
-    decoding = "greedy" if config.beam_width <= 1 else f"beam {config.beam_width}"
+    search = "greedy" if config.beam_width <= 1 else f"beam {config.beam_width}"
     return [examples.TextExamples(examples.log_dir(workdir), TAG,
-                                  f"captions generated for validation images ({decoding}).",
+                                  f"captions generated for validation images ({search}).",
                                   ["image", "generated", "references"], rows_factory)]
