@@ -20,6 +20,7 @@ class ConfigError(ValueError):
     """A preset name or an override is not valid for this config."""
 
 
+SEED_LIMIT = 2**32  # seeds are checked against [0, SEED_LIMIT) before anything runs
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -132,6 +133,9 @@ class BaseConfig:
             raise ConfigError(f"learning_rate={self.learning_rate} must be positive")
         if len(set(self.seeds)) != len(self.seeds) or any(seed < 0 for seed in self.seeds):
             raise ConfigError(f"seeds={','.join(map(str, self.seeds))}: expected distinct non-negative integers")
+        for key, seed in [("seed", self.seed)] + [("seeds", seed) for seed in self.seeds]:
+            if not 0 <= seed < SEED_LIMIT:  # NumPy's (and so Keras') seeding takes 32-bit unsigned seeds
+                raise ConfigError(f"{key}: {seed} is out of range; expected an integer from 0 to {SEED_LIMIT - 1}")
 
     @classmethod
     def field_types(cls) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 ``build_encoder(name, size, weights_path)`` returns a functional keras.Model from float images in [0, 255] to
 pooled features [B, D], preprocessing included. ``weights_path="imagenet"`` lets keras.applications fetch the
 ImageNet weights (cached in ``$KERAS_HOME/models``); ``check_weights_request`` allows that only when the user
-passed --download. common/images.py (decoding, feature cache: TensorFlow) re-exports these names.
+passed --download. Running them over image files, and caching what they compute, is common/feature_cache.py's.
 """
 
 from __future__ import annotations

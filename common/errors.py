@@ -1,8 +1,13 @@
-"""The two user-facing error kinds. run.py prints either as one ``error:`` line and exits with 2.
+"""The user-facing error kinds. run.py prints each as one ``error:`` line and exits with 2 (``TrainingDiverged``: 1).
 
 They live in ``common/`` so that every layer (readers in ``data/``, shared code, tasks) raises the
 same classes without ``common/`` importing ``data/``.
 """
+
+
+class UsageError(Exception):
+    """A malformed command line (unknown action, bad option, a --workdir that is a file...). The message says what
+    was received and what was expected; run.py prints it after ``error:`` and exits with 2."""
 
 
 class DataError(ValueError):

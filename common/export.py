@@ -122,10 +122,13 @@ def export_task(task, model, preprocessor, data, path: Path) -> dict[str, Any]:
     """Writes ``task``'s SavedModel at ``path`` and checks it in a fresh process; returns the
     results.json record (path, endpoints with their output shapes and digests)."""
     endpoints = task.endpoints(model, preprocessor)
+    # facts: what predict reads back as task.exported_facts: the preprocessor's and the task's own (e.g. which
+    # model was exported).
+    task_facts = task.export_facts()
     write_archive(
         path, track=[model, *preprocessor.layers()], endpoints=endpoints,
         manifest={"task": task.name, "endpoints": sorted(endpoints), "predict_endpoint": task.predict_endpoint,
-                  "facts": preprocessor.export_facts()},
+                  "facts": {**preprocessor.export_facts(), **task_facts}},
     )
     check = check_in_fresh_process(path, task.export_examples(data))
     return {"path": str(path),
@@ -133,20 +136,67 @@ def export_task(task, model, preprocessor, data, path: Path) -> dict[str, Any]:
 
 
 def check_export_folder(task, model_dir: Path) -> dict[str, Any]:
-    """Checks that ``model_dir`` is an export of ``task`` (its manifest); returns the manifest."""
+    """Checks that ``model_dir`` is an intact export of ``task`` (its manifest, then its files), before
+    TensorFlow loads anything; returns the manifest. Every problem is a TaskError naming the folder or file."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir() or not (model_dir / "saved_model.pb").is_file():
         raise TaskError(f"--model {str(model_dir)!r} is not an exported model: expected the folder written by the "
                         f"export step (WORKDIR/export, holding saved_model.pb)")
+    manifest_path = model_dir / MANIFEST
+    if not manifest_path.is_file():
+        raise TaskError(f"--model {str(model_dir)!r} holds a SavedModel but no {MANIFEST}: it was not written by "
+                        f"this suite's export step; expected the export folder of a run "
+                        f"(run.py {task.name} --workdir WORKDIR writes WORKDIR/export with {MANIFEST})")
     try:
-        manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        manifest = {}
-    exported_by = manifest.get("task")
-    if exported_by is not None and exported_by != task.name:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise TaskError(f"{manifest_path}: damaged export, cannot read it ({error}); expected the JSON manifest "
+                        f"the export step writes: {_reexport_hint(task, model_dir)}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("task"), str):
+        raise TaskError(f"{manifest_path}: damaged export, holds {type(manifest).__name__} {str(manifest)[:80]!r}; "
+                        f"expected a JSON object with a \"task\" name: {_reexport_hint(task, model_dir)}")
+    exported_by = manifest["task"]
+    if exported_by != task.name:
         raise TaskError(f"--model {str(model_dir)!r} was exported by the {exported_by!r} task, not {task.name!r}; "
                         f"use: run.py {exported_by} predict --model {model_dir} ...")
+    _check_saved_model_files(task, model_dir)
     return manifest
+
+
+# The last 8 bytes of a variables.index file (a LevelDB-format table): kTableMagicNumber, little-endian, after a
+# 48-byte footer. An empty or truncated index lacks them.
+_TABLE_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")
+_TABLE_FOOTER_BYTES = 48
+
+
+def _reexport_hint(task, model_dir: Path) -> str:
+    workdir = model_dir.parent if (model_dir.parent / "checkpoints").is_dir() else "WORKDIR"
+    return f"re-run the export step: run.py {task.name} --workdir {workdir} --steps export"
+
+
+def _check_saved_model_files(task, model_dir: Path) -> None:
+    """The damage TensorFlow would report as a traceback (a cut or emptied saved_model.pb, a missing, empty or
+    cut variables.index), named here as one line with the file and the way out."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    graph_file = model_dir / "saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        saved_model.ParseFromString(graph_file.read_bytes())
+        problem = None if saved_model.meta_graphs else "it holds no MetaGraph (empty or cut short)"
+    except (OSError, DecodeError) as error:
+        problem = f"it cannot be parsed ({error}; cut short or overwritten?)"
+    if problem is None:
+        graph_file = model_dir / "variables" / "variables.index"
+        if not graph_file.is_file():
+            problem = "it is missing"
+        else:
+            content = graph_file.read_bytes()
+            if len(content) < _TABLE_FOOTER_BYTES or content[-8:] != _TABLE_MAGIC:
+                problem = f"it is {'empty' if not content else 'cut short or overwritten'} ({len(content)} bytes)"
+    if problem is not None:
+        raise TaskError(f"{graph_file}: the export is damaged: {problem}; {_reexport_hint(task, model_dir)}")
 
 
 def open_export(task, model_dir: Path, manifest: dict[str, Any] | None = None):
@@ -154,13 +204,30 @@ def open_export(task, model_dir: Path, manifest: dict[str, Any] | None = None):
     ``manifest``: the folder's already checked manifest (else it is checked here)."""
     if manifest is None:
         manifest = check_export_folder(task, model_dir)
-    loaded = tf.saved_model.load(str(model_dir))
+    try:
+        loaded = tf.saved_model.load(str(model_dir))
+    except (OSError, ValueError, IndexError, tf.errors.OpError) as error:
+        # Damage the file checks cannot see (e.g. a cut variables.data-* file): TensorFlow's message, first line.
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise TaskError(f"--model {str(model_dir)!r}: the export is damaged, TensorFlow cannot load it "
+                        f"({first_line[:300]}); {_reexport_hint(task, model_dir)}") from None
     if not hasattr(loaded, task.predict_endpoint):
         exported_by = manifest.get("task")
         raise TaskError(f"--model {str(model_dir)!r} has no {task.predict_endpoint!r} endpoint"
                         f"{' (exported by ' + repr(exported_by) + ')' if exported_by else ''}; "
                         f"expected a SavedModel exported by the {task.name!r} task")
     return loaded
+
+
+def refuse_empty_texts(texts: Sequence[str], arguments: Sequence[str], expected: str) -> None:
+    """TaskError naming the first input whose text is empty or whitespace only: a label or a translation of
+    nothing is a wrong answer, not a prediction. ``arguments``: what the user typed, item by item (a file's
+    path where the text was read from that file); ``expected``: what a good input is, e.g. "a review"."""
+    for position, (text, argument) in enumerate(zip(texts, arguments), start=1):
+        if not text.strip():
+            what = f"the file {argument!r} holds no text" if argument != text else f"is empty ({text!r})"
+            raise TaskError(f"input {position} of {len(texts)}{':' if argument != text else ''} {what}; "
+                            f"expected {expected} (whitespace alone counts as empty)")
 
 
 def predict(task, model_dir: Path, inputs: Sequence[str]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ target, which POSIX guarantees to be atomic within one file system.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import math
@@ -122,3 +123,37 @@ def atomic_directory(target: str | os.PathLike, write: Callable[[Path], None]) -
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def describe_missing_path(path: str | os.PathLike) -> str:
+    """Why ``path`` cannot be opened, as words to follow it in an error: ``f"--data-dir {path!r} {reason}"``.
+
+    ``Path.exists()`` is False alike for a missing path, a symbolic-link loop and a broken link; this tells them
+    apart: "does not exist", "is a symbolic-link loop", "is a broken symbolic link (points to 'X')", and for a
+    folder on the way that fails, e.g. "is unreachable: 'a/b' is a symbolic-link loop" or "does not exist ('a' is
+    a file, not a folder)". Returns "exists" when the path does exist.
+    """
+    path = Path(path)
+    if os.path.exists(path):
+        return "exists"
+    # The first component, from the root down, that cannot be followed says why.
+    parts = path.parts
+    for depth in range(1, len(parts) + 1):
+        prefix = Path(*parts[:depth])
+        try:
+            os.stat(prefix)
+            continue
+        except OSError as error:
+            code = error.errno
+        if code == errno.ENOTDIR:
+            return f"does not exist ({str(Path(*parts[:depth - 1]))!r} is a file, not a folder)"
+        if code == errno.ELOOP:
+            reason = "is a symbolic-link loop"
+        elif code == errno.EACCES:
+            reason = "cannot be reached (permission denied)"
+        elif os.path.islink(prefix):
+            reason = f"is a broken symbolic link (points to {os.readlink(prefix)!r})"
+        else:
+            return "does not exist"
+        return reason if depth == len(parts) else f"is unreachable: {str(prefix)!r} {reason}"
+    return "does not exist"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import re
 import sys
 from typing import Any, Iterable, Mapping
 
@@ -289,17 +290,84 @@ def _row(results: Mapping[str, Any], folders: list[str], seeds: list[Any], separ
         if isinstance(scores, Mapping) and (s := stats(scores.get(primary))) is not None:
             baselines[name] = s
     return {"task": results.get("task"), "primary": primary, "model": model, "baselines": baselines,
-            "command": str(results.get("command") or ""), "data": _short_data(results.get("data") or {}),
+            "command": portable_command(str(results.get("command") or "")),
+            "data": data_name(results.get("data") or {}),
             "split": str(metrics_block.get("evaluated_on") or "test"),
             "hardware": _short_hardware(results), "date": str(results.get("date") or "")[:10],
             "seeds": seeds, "separate_runs": separate_runs, "folders": folders}
 
 
-def _short_data(info: Mapping[str, Any]) -> str:
-    source = str(info.get("source") or info.get("path") or "?")
-    if source in ("synthetic", "files") and info.get("path"):
-        source = f"{source} ({info['path']})"
-    return source if len(source) <= 90 else source[:87] + "..."
+# --- what a user reads names no machine path (DESIGN rule 18) -------------------------------------------------------
+_WINDOWS_ABSOLUTE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+def _is_absolute(text: str) -> bool:
+    return text.startswith("/") or bool(_WINDOWS_ABSOLUTE.match(text))
+
+
+def _last_name(path: str) -> str:
+    parts = [part for part in re.split(r"[\\/]+", path) if part]
+    return parts[-1] if parts else path
+
+
+def portable_path(path: str, cwd: str | os.PathLike | None = None, home: str | os.PathLike | None = None) -> str:
+    """An absolute ``path`` as a user types it: relative to ``cwd`` when under it (``.`` for ``cwd`` itself),
+    ``~/...`` under the home folder, else relative to ``cwd`` (``../...``); anything else is returned unchanged."""
+    if not _is_absolute(path):
+        return path
+    cwd = os.path.normpath(os.fspath(cwd) if cwd is not None else os.getcwd())
+    home = os.path.normpath(os.fspath(home) if home is not None else os.path.expanduser("~"))
+    target = os.path.normpath(path)
+
+    def under(folder: str) -> bool:
+        return folder not in ("", os.sep) and (target == folder or target.startswith(folder.rstrip(os.sep) + os.sep))
+
+    if under(cwd):
+        return os.path.relpath(target, cwd)
+    if under(home):
+        return "~" if target == home else "~/" + os.path.relpath(target, home)
+    try:
+        return os.path.relpath(target, cwd)
+    except ValueError:  # another drive (Windows): no relative form exists
+        return _last_name(target)
+
+
+def _portable_word(word: str, cwd: Any, home: Any) -> str:
+    """One word of a command: a path, ``KEY=PATH`` (``--set image_dir=/x``, ``--data-dir=/x``) or a comma list of
+    paths (``--data-dir /a.npz,/b.npz``)."""
+    prefix, value = "", word
+    key, equals, rest = word.partition("=")
+    if equals and "/" not in key and "\\" not in key:
+        prefix, value = key + "=", rest
+    return prefix + ",".join(portable_path(piece, cwd, home) for piece in value.split(","))
+
+
+def portable_command(command: str, cwd: str | os.PathLike | None = None,
+                     home: str | os.PathLike | None = None) -> str:
+    """A results.json ``command`` (``run.py ...`` with the argv as typed) with every absolute path made relative
+    to ``cwd`` (or ``~/...`` under the home folder): the command a user runs from where ``report`` ran."""
+    return " ".join(_portable_word(word, cwd, home) for word in command.split(" "))
+
+
+def data_name(info: Mapping[str, Any]) -> str:
+    """The data of a run by name, never by path: ``synthetic``, ``tfds NAME``, or the file or folder name
+    (``cwru_97.npz``; ``cwru (4 files)`` for several recordings in one folder)."""
+    source = str(info.get("source") or "")
+    form = str(info.get("format") or "")
+    if source.startswith("synthetic"):
+        return "synthetic"
+    if form.startswith("tfds "):
+        return form
+    if source.startswith("tfds "):
+        return "tfds " + source.split()[1]
+    location = str(info.get("path") or (source if source not in ("file", "files") else "") or "")
+    if not location:
+        return source or "?"
+    name = ", ".join(_last_name(piece) for piece in location.split(",") if piece)
+    files = info.get("files")
+    if isinstance(files, Mapping) and len(files) > 1 and "," not in location:
+        name += f" ({len(files)} files)"
+    return name if len(name) <= 90 else name[:87] + "..."
 
 
 def _short_hardware(results: Mapping[str, Any]) -> str:

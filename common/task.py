@@ -111,6 +111,11 @@ class Task:
         takes, and returns the command-line inputs that use them (file paths or sentences)."""
         raise NotImplementedError
 
+    def export_facts(self) -> dict[str, Any]:
+        """Facts about the exported model that ``predict`` reports (task.json's "facts", beside the
+        preprocessor's), e.g. which model was exported; none by default."""
+        return {}
+
     # --- actions on existing artefacts ----------------------------------------------------------
     def predict_arguments(self, inputs: Sequence[str]) -> list[Any]:
         """Command-line inputs → the arguments of ``predict_endpoint`` (arrays or tensors)."""

@@ -248,29 +248,127 @@ def _fingerprint(config: BaseConfig) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def prepare_run(workdir: Path, config: BaseConfig) -> bool:
+# Data identity (a resume must match the data too, rule 16). A file up to this size is hashed whole (sha256): the
+# recordings, pair files, JSON annotation files of the suite's datasets are below it and hash in well under a second,
+# and equal contents count as equal data even when copied (mtime ignored). A larger file is named by its size,
+# mtime and the sha256 of its first and last MiB (reading GBs at every start would cost more than the resume saves);
+# a folder (image folders of 100k files) by its sorted list of relative paths, sizes and mtimes, not by contents.
+WHOLE_HASH_LIMIT = 64 * 2**20
+_EDGE = 2**20
+
+
+def _file_digest(path: Path) -> str:
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        if size <= WHOLE_HASH_LIMIT:
+            for block in iter(lambda: handle.read(2**20), b""):
+                digest.update(block)
+            return f"file, {size} bytes, sha256 {digest.hexdigest()[:16]}"
+        digest.update(handle.read(_EDGE))
+        handle.seek(size - _EDGE)
+        digest.update(handle.read(_EDGE))
+    return f"file, {size} bytes, mtime_ns {path.stat().st_mtime_ns}, sha256 of first+last MiB {digest.hexdigest()[:16]}"
+
+
+def _folder_digest(folder: Path) -> str:
+    digest, count = hashlib.sha256(), 0
+    for root, directories, files in os.walk(folder):
+        directories.sort()
+        for name in sorted(files):
+            path = Path(root) / name
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            count += 1
+    return f"folder, {count} files, sha256 of names/sizes/mtimes {digest.hexdigest()[:16]}"
+
+
+def _info_paths(info: Any) -> list[str]:
+    """Every ``"path"`` value in load_data's ``data.info`` (nested too): the files the data came from."""
+    found: list[str] = []
+    if isinstance(info, dict):
+        for key, value in info.items():
+            if key == "path" and isinstance(value, (str, os.PathLike)):
+                found.append(str(value))
+            else:
+                found += _info_paths(value)
+    elif isinstance(info, (list, tuple)):
+        for value in info:
+            found += _info_paths(value)
+    return found
+
+
+def data_identity(info: dict | None, data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What the data of a run is, for the resume check: the resolved ``--data-dir`` entries (None = the task's
+    synthetic default, whose generator parameters are config fields and so in the config fingerprint already),
+    and a digest of every existing file or folder they and ``info``'s ``"path"`` entries name (see
+    WHOLE_HASH_LIMIT). Generic: it reads only the command line and what load_data returned."""
+    named = [part.strip() for part in str(data_dir).split(",") if part.strip()] if data_dir is not None else []
+    resolved_dirs = [str(Path(part).resolve()) for part in named] or None
+    files: dict[str, str] = {}
+    for entry in [*named, *_info_paths(info or {})]:
+        path = Path(entry).resolve()
+        if str(path) in files or not path.exists():
+            continue
+        try:
+            files[str(path)] = _folder_digest(path) if path.is_dir() else _file_digest(path)
+        except OSError as error:
+            files[str(path)] = f"unreadable ({error.strerror})"
+    return {"data_dir": resolved_dirs, "files": files}
+
+
+def describe_data_change(before: dict | None, now: dict) -> str:
+    """Old and new data in words, for the log line of a run that starts afresh on other data."""
+    if not before:
+        return "no record of its data"
+
+    def named(identity: dict) -> str:
+        return ", ".join(repr(p) for p in identity["data_dir"]) if identity.get("data_dir") else "the synthetic data"
+
+    if before.get("data_dir") != now.get("data_dir"):
+        return f"data: {named(before)} → {named(now)}"
+    old, new = before.get("files", {}), now.get("files", {})
+    changed = [f"{path!r} ({old.get(path, 'absent')} → {new.get(path, 'absent')})"
+               for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)]
+    return f"data {named(now)} changed since: " + "; ".join(changed)
+
+
+def prepare_run(workdir: Path, config: BaseConfig, data: dict | None = None) -> bool:
     """Decides between resuming an interrupted run in WORKDIR and starting afresh; returns resumed.
 
     Resume only when a BackupAndRestore backup exists AND it was written under the same config
-    (else Keras fails deep inside with a shape mismatch, or silently mixes two models). A fresh
-    start forgets the previous run's best checkpoint and rotates its CSV log, so that "best" and
-    the log describe this run only. Calling it again before training starts changes nothing.
+    (else Keras fails deep inside with a shape mismatch, or silently mixes two models) AND, when ``data`` (a
+    ``data_identity``) is given, on the same data (else the old preprocessor and epochs would meet new data).
+    ``data=None`` (the fit loop's own call, after fitted_preprocessor's) checks the config only and keeps the
+    recorded data. A fresh start forgets the previous run's best checkpoint and rotates its CSV log, so that
+    "best" and the log describe this run only. Calling it again before training starts changes nothing.
     """
     workdir = Path(workdir)
     backup = workdir / "backup"
     state_path = workdir / "checkpoints" / "run.json"
     fingerprint = _fingerprint(config)
     resumable = backup.is_dir() and any(backup.iterdir())
+    recorded = {}
+    if state_path.exists():
+        try:
+            recorded = json.loads(state_path.read_text())
+        except ValueError:
+            recorded = {}
     if resumable:
-        recorded = json.loads(state_path.read_text()) if state_path.exists() else {}
+        reasons = []
         if recorded.get("fingerprint") != fingerprint:
             before, now = recorded.get("config", {}), config.to_dict()
             changed = [f"{key}: {before.get(key)!r} → {now.get(key)!r}" for key in sorted(set(before) | set(now))
                        if key not in _RESUMABLE_CHANGES and before.get(key) != now.get(key)]
-            logger.warning(
-                "%s holds an interrupted run with a different config (%s); starting afresh instead of resuming it",
-                workdir, "; ".join(changed) or "no record of its config",
-            )
+            reasons.append(f"a different config ({'; '.join(changed) or 'no record of its config'})")
+        if data is not None and recorded.get("data") != data:
+            reasons.append(f"other data ({describe_data_change(recorded.get('data'), data)})")
+        if reasons:
+            logger.warning("%s holds an interrupted run with %s; starting afresh instead of resuming it",
+                           workdir, " and ".join(reasons))
             shutil.rmtree(backup)
             resumable = False
     if resumable:
@@ -282,23 +380,29 @@ def prepare_run(workdir: Path, config: BaseConfig) -> bool:
         log = workdir / "logs" / "training.csv"
         if log.exists():
             os.replace(log, log.with_name("training.previous.csv"))
-    atomic_write_json(state_path, {"fingerprint": fingerprint, "config": config.to_dict()})
+    if data is None and recorded.get("fingerprint") == fingerprint:
+        data = recorded.get("data")  # the fit loop's call: the data recorded by fitted_preprocessor's call stays
+    atomic_write_json(state_path, {"fingerprint": fingerprint, "config": config.to_dict(), "data": data})
     return resumable
 
 
-def fitted_preprocessor(task, data, workdir: Path):
+def fitted_preprocessor(task, data, workdir: Path, data_dir: str | os.PathLike | None = None):
     """The train step's preprocessor and whether the run resumes: an interrupted run in WORKDIR
-    (same config) resumes with the preprocessor it was trained with; a fresh run fits one on the
-    training split and saves it, before any epoch, to WORKDIR/checkpoints/preprocessor/."""
+    (same config, same data: ``data_identity(data.info, data_dir)``) resumes with the preprocessor it was trained
+    with; a fresh run fits one on the training split and saves it, before any epoch, to
+    WORKDIR/checkpoints/preprocessor/."""
     from common.preprocessor import STATE_FILE, preprocessor_dir
 
     folder = preprocessor_dir(workdir)
-    resumed = prepare_run(workdir, task.config)
+    resumed = prepare_run(workdir, task.config, data_identity(data.info, data_dir))
     if resumed and (folder / STATE_FILE).is_file():
         logger.info("Resuming with the fitted preprocessor in %s (not refitted)", folder)
         return task.Preprocessor.load(folder), True
     preprocessor = task.Preprocessor.fit(task, data, workdir)
-    preprocessor.save(folder, facts={"config": task.config.to_dict(), "data": data.info})
+    from common.staging import as_final
+
+    # The facts name the data as the finished run will see it (not the staging folder the run writes to).
+    preprocessor.save(folder, facts={"config": task.config.to_dict(), "data": as_final(workdir, data.info)})
     return preprocessor, False
 
 
@@ -359,6 +463,7 @@ def fit(
     mode: str = "min",
     extra_callbacks: list | None = None,
     initial_candidate: bool = False,
+    metric_units: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Trains ``model`` with the suite's callbacks; returns history and timing for results.json.
 
@@ -368,6 +473,7 @@ def fit(
 
     initial_candidate: score the model before any training and keep it as "epoch 0" of the
     best-checkpoint race (for a warm-started model that training must improve on, not replace).
+    metric_units: metric name → its unit, for the y-axes of learning_curves.png (e.g. {"loss": "g²"}).
     """
     workdir = Path(workdir)
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
@@ -386,6 +492,13 @@ def fit(
     callbacks = default_callbacks(config, workdir, monitor, mode) + [timer] + list(extra_callbacks or [])
     checkpoint = next(c for c in callbacks if isinstance(c, AtomicBestCheckpoint))
     initial = None
+    # The starting value survives a resume (the learning curves mark it), and only for this run.
+    initial_path = workdir / "checkpoints" / "initial.json"
+    if resumed:
+        recorded = json.loads(initial_path.read_text()) if initial_path.exists() else {}
+        initial = recorded.get("value") if recorded.get("monitor") == monitor else None
+    else:
+        initial_path.unlink(missing_ok=True)
     if initial_candidate and not resumed:
         scores = model.evaluate(validation, return_dict=True, verbose=0)  # one pass, logged below
         key = monitor[len("val_"):] if monitor.startswith("val_") else monitor
@@ -393,6 +506,7 @@ def fit(
             raise KeyError(f"initial_candidate monitors {monitor!r}, but evaluate() returned only {sorted(scores)}")
         initial = float(scores[key])
         checkpoint.save_best(model, initial, epoch=0)
+        atomic_write_json(initial_path, {"monitor": monitor, "value": initial})
         logger.info("Initial model: %s = %.6g (kept as the best until an epoch beats it)", monitor, initial)
     start = time.perf_counter()
     # shuffle=False: the tf.data pipelines shuffle examples themselves (before batching).
@@ -416,7 +530,8 @@ def fit(
         model.set_weights(best.get_weights())
     epochs_run = len(history.history.get("loss", []))
     best_state = json.loads(checkpoint.state_path.read_text()) if checkpoint.state_path.exists() else {}
-    _plot_learning_curves(workdir / "logs" / "training.csv", workdir / "learning_curves.png", monitor)
+    _plot_learning_curves(workdir / "logs" / "training.csv", workdir / "learning_curves.png", monitor, initial,
+                          metric_units)
     return {
         "resumed": resumed,
         "monitor": monitor,
@@ -431,17 +546,14 @@ def fit(
     }
 
 
-def _plot_learning_curves(csv_path: Path, png_path: Path, monitor: str) -> None:
-    """Every logged metric per epoch, training beside validation, from the CSV log (so the curves
-    of a resumed run include the epochs before the interruption)."""
+START_LABEL = "start (before training)"  # the legend entry of the monitored metric's epoch-0 value
+
+
+def _plot_learning_curves(csv_path: Path, png_path: Path, monitor: str, initial: float | None = None,
+                          units: dict[str, str] | None = None) -> None:
+    """Writes ``learning_curves_figure`` of the CSV log (so the curves of a resumed run include the epochs
+    before the interruption) to ``png_path``; nothing when the log is missing or empty."""
     import csv
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from common.io import atomic_path
 
     try:
         with open(csv_path, newline="") as handle:
@@ -450,6 +562,28 @@ def _plot_learning_curves(csv_path: Path, png_path: Path, monitor: str) -> None:
         return
     if not rows:
         return
+    figure = learning_curves_figure(rows, monitor, initial, units)
+    import matplotlib.pyplot as plt  # after learning_curves_figure chose the Agg backend
+
+    with atomic_path(png_path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=90)
+    plt.close(figure)
+
+
+def learning_curves_figure(rows: list[dict[str, str]], monitor: str, initial: float | None = None,
+                           units: dict[str, str] | None = None):
+    """One panel per logged metric (training beside validation, per epoch) from training.csv's rows.
+
+    initial: the monitored metric's validation value before any training (fit's ``initial_<monitor>``,
+    the warm start's score). Its panel shows it as epoch 0 and a dashed line, so whether any epoch beat
+    the starting model is visible (the best-checkpoint race counts it as epoch 0). units: metric name →
+    unit, shown on the y-axis beside the name. Returns the matplotlib Figure (the caller saves and closes it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    units = units or {}
     names = [k for k in rows[0] if k not in ("epoch", "learning_rate") and not k.startswith("val_")]
     figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
     epochs = [int(float(r["epoch"])) for r in rows]
@@ -458,13 +592,18 @@ def _plot_learning_curves(csv_path: Path, png_path: Path, monitor: str) -> None:
             if key in rows[0]:
                 axis.plot(epochs, [float(r[key]) if r[key] not in ("", "nan") else float("nan") for r in rows],
                           marker="o", markersize=3, color=style, label=key)
-        axis.set_xlabel("epoch")
-        axis.set_title(name + ("  (checkpoint monitor)" if "val_" + name == monitor else ""))
+        monitored = "val_" + name == monitor
+        if monitored and initial is not None:
+            # A dashed level from the starred epoch-0 value: a validation point past it (below, for a loss)
+            # beat the starting model.
+            axis.plot([0, max(epochs + [1])], [initial, initial], color="black", linestyle="--", linewidth=1.0,
+                      marker="*", markersize=10, markevery=[0], label=START_LABEL)
+        axis.set_xlabel("epoch" + ("  (0 = before training)" if monitored and initial is not None else ""))
+        axis.set_ylabel(f"{name} ({units[name]})" if units.get(name) else name)
+        axis.set_title(name + ("  (checkpoint monitor)" if monitored else ""))
         axis.legend()
     figure.tight_layout()
-    with atomic_path(png_path, suffix=".png") as temporary:
-        figure.savefig(temporary, dpi=90)
-    plt.close(figure)
+    return figure
 
 
 def load_best(workdir: Path) -> keras.Model:

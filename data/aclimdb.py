@@ -99,7 +99,8 @@ def review_from_argument(argument: str, kind: str = "auto") -> str:
     kind "text": the argument is the review. "file": it is the path of a UTF-8 text file holding
     one review. "auto" (the default): a file if one exists at that path; an argument that looks
     like a path (one word ending in .txt, or holding a path separator) but names no file is an
-    error rather than a review about a typo; anything else is the review's text (empty allowed).
+    error rather than a review about a typo; anything else is the review's text (an empty one is returned
+    as it is: the sentiment task refuses it, naming its position).
     """
     if kind == "text":
         return argument

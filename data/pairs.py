@@ -9,7 +9,8 @@ Explicit policies, counted in the returned statistics:
 - every line must have the column count of the first (2, or 3 with the attribution): in a 3-column
   file a line that lost one tab would otherwise pair "source target" with the attribution;
 - a blank line is skipped (counted as ``blank_lines``);
-- a pair with an empty side (after stripping spaces) is skipped (``empty_side``);
+- a pair with an empty side (after stripping spaces) is skipped (``empty_side``), with a logged warning naming
+  the file, the count and the first such line; a file whose every pair has an empty side is an error;
 - an exact duplicate of an earlier (source, target) pair is dropped (``duplicates``);
 - the same source with different targets is kept: several references of one source sentence.
 
@@ -25,6 +26,7 @@ validation and test pairs. ``complete_splits`` holds out by source sentence what
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TypeVar
@@ -32,6 +34,8 @@ from typing import Any, Iterable, Sequence, TypeVar
 from data import DataError
 
 Item = TypeVar("Item")
+
+logger = logging.getLogger(__name__)
 
 DIRECTIONS = ("first-to-second", "second-to-first")
 
@@ -74,6 +78,8 @@ def read_pairs(path: Path, direction: str = "first-to-second") -> PairFile:
     seen: set[tuple[str, str]] = set()
     pairs: list[Pair] = []
     layout: tuple[int, int] | None = None  # (fields per line, the line that set it)
+    empty_sides = {"source": 0, "target": 0}  # pairs skipped for an empty source / target, for the warning
+    first_empty_line: int | None = None
     try:
         handle = open(file, encoding="utf-8-sig", newline="")
     except OSError as error:
@@ -101,10 +107,12 @@ def read_pairs(path: Path, direction: str = "first-to-second") -> PairFile:
                         "columns: fix the line"
                     )
                 first, second = fields[0].strip(), fields[1].strip()
-                if not first or not second:
-                    statistics["empty_side"] += 1
-                    continue
                 source, target = (first, second) if direction == "first-to-second" else (second, first)
+                if not source or not target:
+                    statistics["empty_side"] += 1
+                    empty_sides["source" if not source else "target"] += 1
+                    first_empty_line = first_empty_line or number
+                    continue
                 if (source, target) in seen:
                     statistics["duplicates"] += 1
                     continue
@@ -112,6 +120,14 @@ def read_pairs(path: Path, direction: str = "first-to-second") -> PairFile:
                 pairs.append(Pair(source, target))
         except UnicodeDecodeError as error:
             raise DataError(f"{file}: not UTF-8 text ({error}); expected a UTF-8 tab-separated pair file") from None
+    read = statistics["lines"] - statistics["blank_lines"]
+    if statistics["empty_side"]:
+        sides = ", ".join(f"{count} with an empty {side}" for side, count in empty_sides.items() if count)
+        if statistics["empty_side"] == read:
+            raise DataError(f"{file}: every one of its {read} pairs has an empty side ({sides}; first at line "
+                            f"{first_empty_line}); expected 'source<TAB>target' with text on both sides")
+        logger.warning("%s: skipped %d of %d pairs (%.1f%%) with an empty side (%s; first at line %d)", file,
+                       statistics["empty_side"], read, 100.0 * statistics["empty_side"] / read, sides, first_empty_line)
     if not pairs:
         raise DataError(f"{file}: no usable sentence pairs (statistics: {statistics})")
     statistics["pairs"] = len(pairs)

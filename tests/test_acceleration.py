@@ -226,15 +226,25 @@ def test_tiny_run_metrics_files_and_the_exported_model(tiny_run, tmp_path):
     assert results["versions"]["tensorflow"].startswith("2.") and results["hardware"]["cpu_count"] >= 1
     assert (workdir / "prediction.png").stat().st_size > 10_000
     assert (workdir / "checkpoints" / "best.keras").exists()
+    # Which model was saved is said the same way in results.json and the export's task.json.
+    best_epoch = results["training"]["best_epoch"]
+    expected = ("warm start: ridge AR on the 2,500-sample window (no training epoch beat it)" if best_epoch == 0
+                else f"LSTM (best epoch {best_epoch})")
+    assert (metrics["model_name"], metrics["model_is_warm_start"]) == (expected, best_epoch == 0)
+    facts = json.loads((workdir / "export" / "task.json").read_text())["facts"]
+    assert (facts["model"], facts["best_epoch"]) == (expected, best_epoch)
+    assert "ridge_alpha_median" not in metrics and metrics["ridge_ar_alpha_median"] > 0
+    assert metrics["warm_start_ridge_alpha_median"] > 0
     with open(workdir / "logs" / "training.csv") as handle:
         assert len(handle.read().strip().splitlines()) == 1 + results["training"]["epochs_run_this_process"]
 
     signal_file = tmp_path / "probe.npy"
     np.save(signal_file, np.sin(np.arange(3000) / 5.0))
-    predicted = run_cli("acceleration", "predict", "--model", str(workdir / "export"), str(signal_file))
+    predicted = run_cli("acceleration", "predict", "--model", str(workdir / "export"), "--json", str(signal_file))
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     answer = json.loads(predicted.stdout.strip().splitlines()[-1])
     assert len(answer["next_samples"]) == 100 and all(np.isfinite(answer["next_samples"]))
+    assert answer["model"] == expected  # which model answered, as the export recorded it
 
     # The exported model equals the in-process model on raw windows of either shape.
     model = keras.saving.load_model(workdir / "checkpoints" / "best.keras")
@@ -315,6 +325,76 @@ def test_warm_start_makes_the_untrained_model_the_ridge_predictor():
     np.testing.assert_allclose(untrained, ridge.predict(inputs), atol=1e-3)  # the LSTM head starts at zero
 
 
+def test_a_saved_warm_start_is_named_as_such_in_logs_plot_metrics_and_predict(tmp_path, caplog, monkeypatch):
+    """When no epoch beat the warm start (best_epoch 0), the saved model is the window ridge, not an LSTM."""
+    import logging
+
+    import matplotlib.pyplot as plt
+
+    from common import export, training
+    from tasks.acceleration import plots
+    from tasks.acceleration.task import TASK
+
+    workdir = tmp_path / "work"
+    task = TASK(Config.from_preset("tiny", ["recursive_windows=2"]))
+    data = task.load_data(None, workdir)
+    preprocessor = pipeline.Preprocessor.fit(task, data, workdir)
+    model = task.build_model(data, preprocessor)  # untrained: exactly the warm start
+    # What fit records when no epoch beats the initial candidate: it stays the best, as epoch 0.
+    training.AtomicBestCheckpoint(training.best_checkpoint_path(workdir)).save_best(model, 1.0, epoch=0)
+    caplog.set_level(logging.INFO)
+    metrics = task.evaluate(model, data, preprocessor, workdir)
+    name = "warm start: ridge AR on the 2,500-sample window (no training epoch beat it)"
+    assert (metrics["model_name"], metrics["model_is_warm_start"]) == (name, True)
+    assert metrics["model"]["mse"] == pytest.approx(metrics["baselines"]["ridge_ar_window"]["mse"], rel=1e-3)
+    # Two ridges, two names; the old shared name is gone.
+    assert metrics["ridge_ar_alpha_median"] == preprocessor.ridge(task.config.ridge_order).alpha
+    assert metrics["warm_start_ridge_alpha_median"] == preprocessor.warm_start_ridge().alpha
+    assert "ridge_alpha_median" not in metrics
+    logged = caplog.text
+    assert f"evaluating the saved model: {name}" in logged
+    assert "| warm start (ridge AR on the 2,500-sample window)" in logged and "| LSTM" not in logged
+    assert (workdir / "prediction.png").stat().st_size > 10_000
+
+    inputs, targets = pipeline.windows(data.part("test"))
+    predictions = {"lstm": targets, "ridge_ar": targets, "persistence": targets}
+    rolling = {"context": inputs[0], "truth": targets[0], "generated": targets[0]}
+    figure = plots.prediction_figure(targets, predictions, rolling, 1, model_label="warm start (ridge AR)",
+                                     model_name=name)
+    try:
+        legends = [[text.get_text() for text in axis.get_legend().get_texts()] for axis in figure.axes]
+        assert "warm start (ridge AR)" in legends[0] and "LSTM" not in " ".join(legends[0])
+        assert "warm start (ridge AR), recursive" in legends[1]
+        assert figure._suptitle.get_text() == f"model: {name}"
+    finally:
+        plt.close(figure)
+
+    # The export records the name; predict says it, as recorded then (not recomputed from the folder now).
+    monkeypatch.setattr(export, "check_in_fresh_process", lambda path, examples: {})  # the tiny run checks it
+    export.export_task(task, model, preprocessor, data, workdir / "export")
+    samples = task.write_samples(data, workdir / "samples")
+    training.AtomicBestCheckpoint(training.best_checkpoint_path(workdir)).save_best(model, 0.5, epoch=3)
+    assert evaluation.saved_model_description(task.config, workdir)["model_name"] == "LSTM (best epoch 3)"
+    answer = export.predict(TASK(task.config), workdir / "export", samples)[0]
+    assert answer["model"] == name and len(answer["next_samples"]) == HORIZON
+    assert task.export_facts() == {"model": "LSTM (best epoch 3)", "best_epoch": 3, "model_is_warm_start": False}
+
+
+def test_the_warm_start_name_follows_the_config(tmp_path):
+    from tasks.acceleration.task import TASK
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "best.json").write_text('{"monitor": "val_loss", "value": 1.0, "epoch": 0}')
+    dense = TASK(Config.from_preset("tiny", ["ridge_fit_stride=25"]))  # named from the config: no build_model
+    assert "refitted on training windows 25 samples apart" in dense.warm_start
+    assert evaluation.saved_model_description(dense.config, tmp_path)["model_name"] == (
+        "warm start: ridge AR on the 2,500-sample window, refitted on training windows 25 samples apart "
+        "(no training epoch beat it)")
+    assert TASK(Config.from_preset("paper")).warm_start is None  # no linear path, no warm start
+    assert evaluation.saved_model_description(Config.from_preset("tiny"), None) == {
+        "model_name": "LSTM", "label": "LSTM", "best_epoch": None, "model_is_warm_start": False}
+
+
 def test_the_linear_path_can_be_frozen():
     model = model_lib.build_model(Config.from_preset("default", ["linear_skip_trainable=false"]), mean=0.0, std=1.0)
     assert not model.get_layer("linear_ar").trainable and model.get_layer("lstm_1").trainable
@@ -327,7 +407,7 @@ def test_predict_warns_when_the_input_scale_is_far_from_the_training_signal(tiny
     np.save(loud, 10 * facts["train_std"] / np.sqrt(0.5) * np.sin(np.arange(3000) / 5.0))  # 10x the training std
     normal = tmp_path / "normal.npy"
     np.save(normal, np.load(workdir / "samples" / "signal.npy"))
-    result = run_cli("acceleration", "predict", "--model", str(workdir / "export"), str(loud), str(normal))
+    result = run_cli("acceleration", "predict", "--model", str(workdir / "export"), "--json", str(loud), str(normal))
     assert result.returncode == 0, result.stderr[-2000:]
     answers = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert "10x the training signal's" in answers[0]["warning"] and "warning" not in answers[1]
@@ -507,5 +587,5 @@ def test_cli_data_dir_list_names_the_missing_entry(tmp_path):
     result = run_cli("acceleration", "--data-dir", f"{present},{tmp_path / 'absent.npz'}", "--workdir",
                      str(tmp_path / "run"))
     assert result.returncode == 2
-    assert "missing: " in result.stderr and "absent.npz" in result.stderr and "present.npz'" not in result.stderr
+    assert "absent.npz' does not exist" in result.stderr and "present.npz'" not in result.stderr
     assert not (tmp_path / "run").exists()

@@ -81,7 +81,7 @@ def test_sentiment_predict_refuses_a_mistyped_path_unless_told_it_is_text(tiny_r
     export = tiny_run("sentiment") / "export"
     typo = run_cli("sentiment", "predict", "--model", str(export), "my_reviw.txt")
     assert typo.returncode == 2 and "'my_reviw.txt': no such file" in typo.stderr and "--text" in typo.stderr
-    as_text = run_cli("sentiment", "predict", "--model", str(export), "--text", "my_reviw.txt")
+    as_text = run_cli("sentiment", "predict", "--json", "--model", str(export), "--text", "my_reviw.txt")
     assert as_text.returncode == 0, as_text.stderr[-2000:]
     assert json.loads(as_text.stdout.strip().splitlines()[0])["input"] == "my_reviw.txt"
 
@@ -120,13 +120,12 @@ def test_captioning_without_java_fails_at_once_before_training(tmp_path):
 
     from conftest import ROOT
 
-    bin_dir = tmp_path / "bin"  # python but no java on PATH
-    bin_dir.mkdir()
-    (bin_dir / "python").symlink_to(sys.executable)
+    empty_bin = tmp_path / "bin"  # no java on PATH; the interpreter by its own path keeps its virtual environment
+    empty_bin.mkdir()
     workdir = tmp_path / "run"
-    result = subprocess.run([str(bin_dir / "python"), str(ROOT / "run.py"), "captioning", "--preset", "tiny",
+    result = subprocess.run([sys.executable, str(ROOT / "run.py"), "captioning", "--preset", "tiny",
                              "--workdir", str(workdir)], capture_output=True, text=True,
-                            env={**os.environ, "PATH": str(bin_dir)}, timeout=300)
+                            env={**os.environ, "PATH": str(empty_bin)}, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "need a Java runtime" in errors[0] and "metrics=approximate" in errors[0]
@@ -160,3 +159,163 @@ def test_acceleration_folder_with_one_bad_recording_names_that_file(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "broken.npy" in errors[0] and "first at sample 99" in errors[0], result.stderr[-2000:]
+
+
+# --- one clear error line instead of a traceback or a silent wrong answer -----------------------------------
+
+
+def _error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def _vqa_scoring_files(folder: Path, question_ids=(1, 2, 3)) -> dict[str, str]:
+    """A three-question VQA v2 questions + annotations pair, as ``score`` reads them."""
+    questions = folder / "questions.json"
+    annotations = folder / "annotations.json"
+    questions.write_text(json.dumps({"data_subtype": "val2014", "questions": [
+        {"image_id": 7, "question": "what colour?", "question_id": q} for q in question_ids]}))
+    annotations.write_text(json.dumps({"data_subtype": "val2014", "annotations": [
+        {"question_id": q, "image_id": 7, "question_type": "what color", "answer_type": "other",
+         "multiple_choice_answer": "red", "answers": [{"answer": "red", "answer_id": k + 1} for k in range(10)]}
+        for q in question_ids]}))
+    return {"questions": str(questions), "annotations": str(annotations)}
+
+
+_NO_MATCH = [{"question_id": 98, "answer": "red"}, {"question_id": 99, "answer": "blue"}]
+
+
+@pytest.mark.parametrize("predictions", [[], _NO_MATCH], ids=["empty", "no-id-matches"])
+def test_vqa_score_with_no_matching_prediction_is_one_error_even_with_allow_missing(tmp_path, predictions):
+    from common.errors import TaskError
+    from tasks.vqa.config import Config
+    from tasks.vqa.task import VQATask
+
+    results = tmp_path / "predictions.json"
+    results.write_text(json.dumps(predictions))
+    arguments = {**_vqa_scoring_files(tmp_path), "predictions": str(results)}
+    for allow_missing in (True, False):
+        with pytest.raises(TaskError, match=rf"predictions.json: no prediction matches any question: read "
+                                            rf"{len(predictions)} predictions.* and 3 annotated questions"):
+            VQATask(Config()).score({**arguments, "allow_missing": allow_missing})
+    # A partial file that also answers a question not annotated: the extra id is named, with --allow-missing too.
+    results.write_text(json.dumps([{"question_id": 1, "answer": "red"}, {"question_id": 99, "answer": "red"}]))
+    with pytest.raises(TaskError, match=r"1 predicted question ids are not in the annotations \(e.g. \[99\]\)"):
+        VQATask(Config()).score({**arguments, "allow_missing": True})
+    results.write_text(json.dumps([{"question_id": 1, "answer": "red"}]))
+    partial = VQATask(Config()).score({**arguments, "allow_missing": True})
+    assert partial["overall"] == 100.0 and partial["questions_without_prediction"] == 2
+
+
+def _tiny_export(folder: Path, task_name: str | None = "sentiment") -> Path:
+    """A real SavedModel (one Dense layer, endpoint "serve") with the suite's task.json unless task_name is None."""
+    import keras
+    import tensorflow as tf
+
+    from common import export
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+
+    def serve(x):
+        return {"y": model(x)}
+
+    manifest = None if task_name is None else {"task": task_name, "predict_endpoint": "serve"}
+    export.write_archive(folder, [model], {"serve": (serve, [tf.TensorSpec([None, 2], tf.float32)])}, manifest)
+    return folder
+
+
+def _truncate(path: Path, keep: float) -> None:
+    content = path.read_bytes()
+    path.write_bytes(content[: int(len(content) * keep)])
+
+
+@pytest.mark.parametrize("damage, named, problem", [
+    (lambda d: _truncate(d / "saved_model.pb", 0.5), "saved_model.pb", "cannot be parsed"),
+    (lambda d: _truncate(d / "saved_model.pb", 0.0), "saved_model.pb", "holds no MetaGraph"),
+    (lambda d: _truncate(d / "variables" / "variables.index", 0.0), "variables.index", "is empty"),
+    (lambda d: _truncate(d / "variables" / "variables.index", 0.9), "variables.index", "is cut short"),
+    (lambda d: (d / "variables" / "variables.index").unlink(), "variables.index", "is missing"),
+], ids=["cut-graph", "empty-graph", "empty-index", "cut-index", "no-index"])
+def test_predict_on_a_damaged_export_names_the_file_and_the_export_step(tmp_path, damage, named, problem):
+    from common import export
+    from common.errors import TaskError
+    from tasks.sentiment.config import Config
+    from tasks.sentiment.task import SentimentTask
+
+    folder = _tiny_export(tmp_path / "run" / "export")
+    (tmp_path / "run" / "checkpoints").mkdir()  # a run's folder: the hint names it as the WORKDIR
+    damage(folder)
+    with pytest.raises(TaskError, match=rf"{named}: the export is damaged: it {problem}.*; re-run the export step: "
+                                        rf"run.py sentiment --workdir .*run --steps export"):
+        export.predict(SentimentTask(Config()), folder, ["a fine film"])
+
+
+def test_a_damaged_variables_data_file_is_named_when_tensorflow_loads_the_export(tmp_path):
+    from common import export
+    from common.errors import TaskError
+
+    folder = _tiny_export(tmp_path / "export", task_name="fake")
+    _truncate(next((folder / "variables").glob("variables.data-*")), 0.5)  # seen only by TensorFlow's load
+    task = type("FakeTask", (), {"name": "fake", "predict_endpoint": "serve"})()
+    with pytest.raises(TaskError, match=r"'.*export': the export is damaged, TensorFlow cannot load it \(.+\); "
+                                        r"re-run the export step: run.py fake --workdir WORKDIR --steps export"):
+        export.open_export(task, folder)
+
+
+def test_predict_on_a_saved_model_without_task_json_names_the_missing_manifest(tmp_path):
+    folder = _tiny_export(tmp_path / "elsewhere", task_name=None)  # a SavedModel not written by this suite
+    result = run_cli("sentiment", "predict", "--model", str(folder), "--text", "a fine film")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = _error_lines(result)
+    assert len(errors) == 1 and str(folder) in errors[0], result.stderr[-2000:]
+    assert "holds a SavedModel but no task.json: it was not written by this suite's export step" in errors[0]
+    (folder / "task.json").write_text("{not json")
+    from common import export
+    from common.errors import TaskError
+
+    with pytest.raises(TaskError, match=r"task.json: damaged export, cannot read it"):
+        export.check_export_folder(type("FakeTask", (), {"name": "sentiment"})(), folder)
+
+
+def test_sentiment_and_translation_predict_refuse_an_empty_input_naming_its_position(tmp_path):
+    from common.errors import TaskError
+    from tasks.sentiment.config import Config as SentimentConfig
+    from tasks.sentiment.task import SentimentTask
+    from tasks.translation.config import Config as TranslationConfig
+    from tasks.translation.task import TranslationTask
+
+    sentiment = SentimentTask(SentimentConfig())
+    with pytest.raises(TaskError, match=r"^input 2 of 2 is empty \(''\); expected the text of a review.*whitespace"):
+        sentiment.predict_arguments(["A fine film.", ""])
+    sentiment.input_kind = "text"
+    with pytest.raises(TaskError, match=r"^input 1 of 1 is empty \(' \\n\\t'\); expected the text of a review"):
+        sentiment.predict_arguments([" \n\t"])
+    blank = tmp_path / "blank.txt"
+    blank.write_text("  \n")
+    sentiment.input_kind = None
+    with pytest.raises(TaskError, match=rf"^input 1 of 2: the file '{blank}' holds no text; expected"):
+        sentiment.predict_arguments([str(blank), "fine"])
+    assert list(sentiment.predict_arguments(["A fine film."])[0]) == ["A fine film."]
+    translation = TranslationTask(TranslationConfig())
+    with pytest.raises(TaskError, match=r"^input 3 of 3 is empty \('   '\); expected a sentence to translate"):
+        translation.predict_arguments(["Hello.", "Go.", "   "])
+    assert list(translation.predict_arguments(["Hello."])[0]) == ["Hello."]
+
+
+def test_pairs_with_an_empty_target_are_dropped_with_a_warning_and_all_empty_is_an_error(tmp_path, caplog):
+    from data.pairs import read_pairs
+
+    path = tmp_path / "spa.txt"
+    path.write_text("Go.\tVe.\nHi.\t\nRun!\t¡Corre!\n\nWho?\t \n\tFuego\nWow!\t¡Órale!\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="data.pairs"):
+        result = read_pairs(path)
+    assert [pair.source for pair in result.pairs] == ["Go.", "Run!", "Wow!"]  # the dropping stays
+    assert result.statistics["empty_side"] == 3
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1 and str(path) in warnings[0], warnings
+    assert "skipped 3 of 6 pairs (50.0%) with an empty side (1 with an empty source, 2 with an empty target; " \
+           "first at line 2)" in warnings[0]
+    path.write_text("Go.\t\nHi.\t  \n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"spa.txt: every one of its 2 pairs has an empty side \(2 with an empty "
+                                        r"target; first at line 1\); expected 'source<TAB>target'"):
+        read_pairs(path)

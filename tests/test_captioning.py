@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import images as image_utils
+from common import encoders
 from common.metrics import captions as caption_metrics
 from common.task import TaskError
 from data import DataError
@@ -201,7 +201,7 @@ def test_synthetic_writer_formats_agree_and_are_reused(tmp_path):
 def _preprocessor(captions, min_count=1, max_words=3, baseline="a red circle") -> pipeline.Preprocessor:
     """A Preprocessor with a small random-weight encoder (no fitting, no files)."""
     vocabulary = pipeline.Vocabulary.fit(captions, min_count=min_count)
-    encoder = image_utils.build_encoder("small_cnn", 16, feature_dim=4)
+    encoder = encoders.build_encoder("small_cnn", 16, feature_dim=4)
     facts = {"name": "small_cnn", "image_size": 16, "feature_dim": 4, "weights": "random"}
     return pipeline.Preprocessor(vocabulary.words, max_words, encoder, facts, baseline)
 
@@ -557,7 +557,7 @@ def test_tiny_run_results_predictions_and_score(tiny_run, tmp_path):
     broken.write_bytes(image.read_bytes()[:200])
     empty.write_bytes(b"")
     text.write_text("not an image")
-    predicted = run_cli("captioning", "predict", "--model", str(workdir / "export"), str(image), str(broken),
+    predicted = run_cli("captioning", "predict", "--json", "--model", str(workdir / "export"), str(image), str(broken),
                         str(empty), str(text))
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     lines = [json.loads(line) for line in predicted.stdout.strip().splitlines()]

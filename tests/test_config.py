@@ -52,12 +52,20 @@ def test_override_wins_over_preset_and_none_clears_optional():
         ("learning_rate=-1", "must be positive"),
         ("seeds=1,1", "expected distinct non-negative integers"),
         ("seeds=-3", "expected distinct non-negative integers"),
+        ("seed=-1", "seed: -1 is out of range; expected an integer from 0 to 4294967295"),
+        ("seed=4294967296", "seed: 4294967296 is out of range"),
+        ("seeds=1,4294967296", "seeds: 4294967296 is out of range"),
         ("sizes=3,x", "--set sizes='3,x': expected comma-separated int values; 'x' is not one"),
     ],
 )
 def test_bad_overrides_name_the_key_and_the_expectation(override, fragment):
     with pytest.raises(ConfigError, match=fragment):
         ExampleConfig.from_preset("default", [override])
+
+
+def test_the_seed_range_ends_are_accepted():
+    assert ExampleConfig.from_preset("default", ["seed=0"]).seed == 0
+    assert ExampleConfig.from_preset("default", ["seed=4294967295"]).seed == 2**32 - 1
 
 
 def test_unknown_preset_is_an_error():

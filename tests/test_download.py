@@ -26,14 +26,14 @@ def test_tfds_download_reaches_the_fetch_of_the_imdb_archive(tmp_path, monkeypat
 
 
 def test_imagenet_weights_are_fetched_only_on_download():
-    from common import images
+    from common import encoders
 
     with pytest.raises(DataError, match="pass --download"):
-        images.check_weights_request("resnet50", "imagenet", download=False)
+        encoders.check_weights_request("resnet50", "imagenet", download=False)
     with pytest.raises(DataError, match="small_cnn.* has no ImageNet weights"):
-        images.check_weights_request("small_cnn", "imagenet", download=True)
-    images.check_weights_request("resnet50", "imagenet", download=True)
-    images.check_weights_request("resnet50", "weights/resnet50_notop.h5", download=False)  # a local file: no network
+        encoders.check_weights_request("small_cnn", "imagenet", download=True)
+    encoders.check_weights_request("resnet50", "imagenet", download=True)
+    encoders.check_weights_request("resnet50", "weights/resnet50_notop.h5", download=False)  # a local file: no network
 
 
 @pytest.mark.parametrize("task_name", ["captioning", "vqa"])
@@ -60,7 +60,7 @@ def test_imagenet_encoder_goes_through_keras_applications_fetch(tmp_path, monkey
     from keras.src.legacy.saving import legacy_h5_format
     from keras.src.utils import file_utils
 
-    from common import images
+    from common import encoders
 
     published = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3),
                                                    pooling="avg", include_preprocessing=True)
@@ -74,7 +74,7 @@ def test_imagenet_encoder_goes_through_keras_applications_fetch(tmp_path, monkey
         return str(weights_file)
 
     monkeypatch.setattr(file_utils, "get_file", fetch)
-    encoder = images.build_encoder("mobilenet_v3_small", 32, images.IMAGENET)
+    encoder = encoders.build_encoder("mobilenet_v3_small", 32, encoders.IMAGENET)
     assert len(requested) == 1
     fname, origin, cache_subdir = requested[0]
     assert "mobilenet_v3" in fname and "no_top" in fname and origin.startswith("https://") and cache_subdir == "models"

@@ -1,4 +1,5 @@
-"""common/images.py and data/synthetic/scenes.py: file checks, in-graph decoding, encoders, feature cache."""
+"""common/images.py, common/encoders.py, common/feature_cache.py and data/synthetic/scenes.py: file checks,
+in-graph decoding, encoders, feature cache."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from common import images
+from common import encoders, feature_cache, images
 from data import DataError
 from data.synthetic import scenes
 
@@ -153,42 +154,42 @@ def test_decode_images_safe_reports_each_bad_element_and_keeps_the_good_ones():
 
 def test_image_preprocessing_modes_and_config_round_trip():
     pixels = np.array([[[[0.0, 127.5, 255.0]]]], np.float32)
-    assert np.allclose(images.ImagePreprocessing("tf")(pixels), [[[[-1.0, 0.0, 1.0]]]])
-    assert np.allclose(images.ImagePreprocessing("unit")(pixels), [[[[0.0, 0.5, 1.0]]]])
-    assert np.allclose(images.ImagePreprocessing("caffe")(pixels), [[[[255 - 103.939, 127.5 - 116.779, 0 - 123.68]]]])
-    layer = images.ImagePreprocessing(mode="caffe", name="p")
-    clone = images.ImagePreprocessing.from_config(layer.get_config())
+    assert np.allclose(encoders.ImagePreprocessing("tf")(pixels), [[[[-1.0, 0.0, 1.0]]]])
+    assert np.allclose(encoders.ImagePreprocessing("unit")(pixels), [[[[0.0, 0.5, 1.0]]]])
+    assert np.allclose(encoders.ImagePreprocessing("caffe")(pixels), [[[[255 - 103.939, 127.5 - 116.779, 0 - 123.68]]]])
+    layer = encoders.ImagePreprocessing(mode="caffe", name="p")
+    clone = encoders.ImagePreprocessing.from_config(layer.get_config())
     assert clone.mode == "caffe" and clone.name == "p"
     with pytest.raises(ValueError, match="mode='bgr'"):
-        images.ImagePreprocessing(mode="bgr")
+        encoders.ImagePreprocessing(mode="bgr")
 
 
 def test_build_encoder_small_cnn_and_errors(tmp_path):
-    encoder = images.build_encoder("small_cnn", 32, feature_dim=16)
+    encoder = encoders.build_encoder("small_cnn", 32, feature_dim=16)
     batch = images.decode_images(tf.constant([_jpeg_bytes(0), _jpeg_bytes(1)]), 32)
     features = encoder(batch).numpy()
     assert features.shape == (2, 16)
     weights = tmp_path / "encoder.weights.h5"
     encoder.save_weights(weights)
     keras.utils.set_random_seed(99)
-    reloaded = images.build_encoder("small_cnn", 32, weights_path=str(weights), feature_dim=16)
+    reloaded = encoders.build_encoder("small_cnn", 32, weights_path=str(weights), feature_dim=16)
     np.testing.assert_allclose(reloaded(batch).numpy(), features, rtol=1e-5, atol=1e-6)
-    assert images.weights_fingerprint(reloaded) == images.weights_fingerprint(encoder)
+    assert encoders.weights_fingerprint(reloaded) == encoders.weights_fingerprint(encoder)
     with pytest.raises(ValueError, match="Unknown encoder 'vgg'"):
-        images.build_encoder("vgg", 32)
+        encoders.build_encoder("vgg", 32)
     with pytest.raises(ValueError, match="inception_v3.*>= 75"):
-        images.build_encoder("inception_v3", 64)
+        encoders.build_encoder("inception_v3", 64)
     with pytest.raises(DataError, match="missing.h5"):
-        images.build_encoder("small_cnn", 32, weights_path=str(tmp_path / "missing.h5"))
-    other = images.build_encoder("small_cnn", 32, feature_dim=8)
+        encoders.build_encoder("small_cnn", 32, weights_path=str(tmp_path / "missing.h5"))
+    other = encoders.build_encoder("small_cnn", 32, feature_dim=8)
     other.save_weights(tmp_path / "other.weights.h5")
     with pytest.raises(DataError, match="do not fit"):
-        images.build_encoder("small_cnn", 32, weights_path=str(tmp_path / "other.weights.h5"), feature_dim=16)
+        encoders.build_encoder("small_cnn", 32, weights_path=str(tmp_path / "other.weights.h5"), feature_dim=16)
 
 
 def test_keras_application_encoder_warns_about_random_weights(caplog):
     with caplog.at_level("WARNING"):
-        encoder = images.build_encoder("mobilenet_v3_small", 32)
+        encoder = encoders.build_encoder("mobilenet_v3_small", 32)
     assert encoder.output_shape == (None, 576)
     assert any("RANDOM weights" in record.message for record in caplog.records)
 
@@ -214,31 +215,31 @@ def test_cached_features_computes_once_and_recomputes_changed_images(tmp_path):
         path = tmp_path / f"img{index}.jpg"
         path.write_bytes(_jpeg_bytes(index, size=40))
         paths.append(path)
-    encoder = _CountingEncoder(images.build_encoder("small_cnn", 32, feature_dim=8))
+    encoder = _CountingEncoder(encoders.build_encoder("small_cnn", 32, feature_dim=8))
     cache = tmp_path / "cache"
-    first = images.cached_features(encoder, "small_cnn-32-abc", paths, cache, batch_size=2)
+    first = feature_cache.cached_features(encoder, "small_cnn-32-abc", paths, cache, batch_size=2)
     assert first.shape == (3, 8) and encoder.images_seen == 3
-    second = images.cached_features(encoder, "small_cnn-32-abc", paths, cache, batch_size=2)
+    second = feature_cache.cached_features(encoder, "small_cnn-32-abc", paths, cache, batch_size=2)
     np.testing.assert_array_equal(first, second)
     assert encoder.images_seen == 3  # nothing recomputed
     expected = encoder(images.decode_images(tf.constant([paths[1].read_bytes()]), 32)).numpy()[0]
     np.testing.assert_allclose(first[1], expected, rtol=1e-5, atol=1e-6)
     paths[2].write_bytes(_jpeg_bytes(10, size=40))  # a changed file (new size/mtime) is recomputed
-    images.cached_features(encoder, "small_cnn-32-abc", paths, cache)
+    feature_cache.cached_features(encoder, "small_cnn-32-abc", paths, cache)
     assert encoder.images_seen == 5
-    images.cached_features(encoder, "another-key", paths[:1], cache)  # another encoder key: its own cache
+    feature_cache.cached_features(encoder, "another-key", paths[:1], cache)  # another encoder key: its own cache
     assert encoder.images_seen == 6
     damaged = sorted((cache / "another-key").rglob("*.npy"))[0]
     damaged.write_bytes(damaged.read_bytes()[:20])  # e.g. a crash right after the rename
-    again = images.cached_features(encoder, "another-key", paths[:1], cache)
+    again = feature_cache.cached_features(encoder, "another-key", paths[:1], cache)
     assert encoder.images_seen == 7 and again.shape == (1, 8)
     with pytest.raises(DataError, match="nowhere.jpg"):
-        images.cached_features(encoder, "k", [tmp_path / "nowhere.jpg"], cache)
+        feature_cache.cached_features(encoder, "k", [tmp_path / "nowhere.jpg"], cache)
 
 
 def test_cached_features_needs_paths(tmp_path):
     with pytest.raises(ValueError, match="no image paths"):
-        images.cached_features(images.build_encoder("small_cnn", 16, feature_dim=4), "k", [], tmp_path)
+        feature_cache.cached_features(encoders.build_encoder("small_cnn", 16, feature_dim=4), "k", [], tmp_path)
 
 
 def test_feature_table_is_memory_mapped_written_once_and_holds_the_cached_features(tmp_path):
@@ -247,31 +248,32 @@ def test_feature_table_is_memory_mapped_written_once_and_holds_the_cached_featur
         path = tmp_path / f"img{index}.jpg"
         path.write_bytes(_jpeg_bytes(index, size=40))
         paths.append(path)
-    encoder = _CountingEncoder(images.build_encoder("small_cnn", 32, feature_dim=8))
+    encoder = _CountingEncoder(encoders.build_encoder("small_cnn", 32, feature_dim=8))
     cache, key = tmp_path / "cache", "small_cnn-32-abc"
-    table = images.cached_feature_table(encoder, key, paths, cache, batch_size=2)
+    table = feature_cache.cached_feature_table(encoder, key, paths, cache, batch_size=2)
     assert isinstance(table, np.memmap) and not table.flags.writeable
     assert table.shape == (3, 8) and table.dtype == np.float32 and encoder.images_seen == 3
-    np.testing.assert_array_equal(table, images.cached_features(encoder, key, paths, cache))  # the same entries
+    np.testing.assert_array_equal(table, feature_cache.cached_features(encoder, key, paths, cache))  # the same entries
     expected = np.array(table)
-    (file,) = (cache / key / images.TABLE_FOLDER).glob("*.npy")
+    (file,) = (cache / key / feature_cache.TABLE_FOLDER).glob("*.npy")
     written = file.stat().st_mtime_ns
-    np.testing.assert_array_equal(images.cached_feature_table(encoder, key, paths, cache), expected)
+    np.testing.assert_array_equal(feature_cache.cached_feature_table(encoder, key, paths, cache), expected)
     assert file.stat().st_mtime_ns == written and encoder.images_seen == 3  # opened, not rewritten
-    reordered = images.cached_feature_table(encoder, key, paths[::-1], cache)  # another list: another table
+    reordered = feature_cache.cached_feature_table(encoder, key, paths[::-1], cache)  # another list: another table
     np.testing.assert_array_equal(reordered, expected[::-1])
-    assert encoder.images_seen == 3 and len(list((cache / key / images.TABLE_FOLDER).glob("*.npy"))) == 2
+    assert encoder.images_seen == 3 and len(list((cache / key / feature_cache.TABLE_FOLDER).glob("*.npy"))) == 2
     del table, reordered  # (a mapped file must not be truncated under its map: the suite only ever renames)
     file.write_bytes(file.read_bytes()[:100])  # damaged (by hand: the suite's writes are atomic)
-    np.testing.assert_array_equal(images.cached_feature_table(encoder, key, paths, cache), expected)
+    np.testing.assert_array_equal(feature_cache.cached_feature_table(encoder, key, paths, cache), expected)
     assert encoder.images_seen == 3  # rebuilt from the per-image entries
     paths[2].write_bytes(_jpeg_bytes(10, size=40))  # a changed image: a new table, only its row recomputed
-    changed = images.cached_feature_table(encoder, key, paths, cache)
+    changed = feature_cache.cached_feature_table(encoder, key, paths, cache)
     assert encoder.images_seen == 4 and not np.array_equal(changed[2], expected[2])
     np.testing.assert_array_equal(changed[:2], expected[:2])
-    assert not [f for f in (cache / key / images.TABLE_FOLDER).iterdir() if f.name.startswith(".")]  # no leftovers
+    tables = cache / key / feature_cache.TABLE_FOLDER
+    assert not [f for f in tables.iterdir() if f.name.startswith(".")]  # no leftovers
     with pytest.raises(ValueError, match="cached_feature_table got no image paths"):
-        images.cached_feature_table(encoder, key, [], cache)
+        feature_cache.cached_feature_table(encoder, key, [], cache)
 
 
 def test_pixel_table_holds_load_pixels_rows(tmp_path):
@@ -279,10 +281,10 @@ def test_pixel_table_holds_load_pixels_rows(tmp_path):
     for index in range(3):
         paths.append(tmp_path / f"img{index}.png" if index == 1 else tmp_path / f"img{index}.jpg")
         paths[-1].write_bytes(_png_bytes(24) if index == 1 else _jpeg_bytes(index, size=40))
-    table = images.cached_pixel_table(paths, 16, tmp_path / "cache", batch_size=2)
+    table = feature_cache.cached_pixel_table(paths, 16, tmp_path / "cache", batch_size=2)
     assert isinstance(table, np.memmap) and table.shape == (3, 16, 16, 3) and table.dtype == np.uint8
     np.testing.assert_array_equal(table, images.load_pixels(paths, 16))
-    assert images.cached_pixel_table(paths, 16, tmp_path / "cache").filename == table.filename
+    assert feature_cache.cached_pixel_table(paths, 16, tmp_path / "cache").filename == table.filename
 
 
 def test_gather_rows_reads_arrays_in_the_graph_without_making_them_constants(tmp_path):
@@ -292,7 +294,7 @@ def test_gather_rows_reads_arrays_in_the_graph_without_making_them_constants(tmp
     words = np.array([f"word {i}".encode() for i in range(1000)], object)
 
     def gather(positions):
-        return tuple(images.gather_rows([mapped, words], positions))
+        return tuple(feature_cache.gather_rows([mapped, words], positions))
 
     dataset = tf.data.Dataset.range(1000).shuffle(1000, seed=1).batch(7).map(gather)
     assert dataset.element_spec[0].shape.as_list() == [None, 300] and dataset.element_spec[1].dtype == tf.string
@@ -316,6 +318,6 @@ def test_keras_application_encoder_loads_a_local_notop_weights_file(tmp_path, ca
     expected = backbone(batch).numpy()
     keras.utils.set_random_seed(7)
     with caplog.at_level("WARNING"):
-        encoder = images.build_encoder("mobilenet_v3_small", 32, weights_path=str(path))
+        encoder = encoders.build_encoder("mobilenet_v3_small", 32, weights_path=str(path))
     assert "RANDOM" not in caplog.text
     np.testing.assert_allclose(encoder(batch).numpy(), expected, rtol=1e-4, atol=1e-5)

@@ -51,3 +51,23 @@ def test_atomic_directory_swaps_whole_folders(tmp_path):
         atomic_directory(target, broken)
     assert sorted(p.name for p in target.iterdir()) == ["v2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_describe_missing_path_tells_a_link_loop_and_a_broken_link_from_a_missing_path(tmp_path):
+    from common.io import describe_missing_path
+
+    (tmp_path / "loop").symlink_to("loop")  # points at itself
+    (tmp_path / "ping").symlink_to("pong")  # two links pointing at each other
+    (tmp_path / "pong").symlink_to("ping")
+    (tmp_path / "dangling").symlink_to("nowhere")
+    (tmp_path / "file").write_text("x")
+    assert describe_missing_path(tmp_path / "loop") == "is a symbolic-link loop"
+    assert describe_missing_path(tmp_path / "ping") == "is a symbolic-link loop"
+    loop = str(tmp_path / "loop")
+    assert describe_missing_path(tmp_path / "loop" / "data") == f"is unreachable: {loop!r} is a symbolic-link loop"
+    assert describe_missing_path(tmp_path / "dangling") == "is a broken symbolic link (points to 'nowhere')"
+    assert describe_missing_path(tmp_path / "absent") == "does not exist"
+    assert describe_missing_path(tmp_path / "absent" / "deeper") == "does not exist"
+    file = str(tmp_path / "file")
+    assert describe_missing_path(tmp_path / "file" / "x") == f"does not exist ({file!r} is a file, not a folder)"
+    assert describe_missing_path(tmp_path / "file") == "exists"

@@ -375,7 +375,7 @@ def test_tiny_run_reports_bits_against_kneser_ney_and_the_endpoint_generates(tin
     texts = [t.decode() for t in out.numpy()]
     assert texts == [t.decode() for t in again.numpy()]  # seeded: the same call gives the same text
     assert all(len(t) >= 12 for t in texts)  # 12 characters (an [UNK] would print as 5)
-    predicted = run_cli("language_model", "predict", "--model", str(workdir / "export"), "", "these")
+    predicted = run_cli("language_model", "predict", "--json", "--model", str(workdir / "export"), "", "these")
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     lines = [json.loads(line) for line in predicted.stdout.strip().splitlines()]
     assert [line["prompt"] for line in lines] == ["", "these"] and all(len(line["text"]) >= 40 for line in lines)

@@ -1,8 +1,10 @@
 """Repeats (--set seeds=...) and the reproduction table (run.py report): aggregates, Markdown, errors, no TF."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,13 +53,14 @@ _FAKE_SEEDS = """
 import argparse, json, pathlib, sys
 sys.argv = ["run.py", "sentiment", "--set", "seeds=SEEDS"]
 import run
+from common import runner
 from common.config import BaseConfig
 
 class Task:
     name = "sentiment"
 
 values = VALUES
-def runner(command):
+def fake_runner(command):
     seed = int(next(w for w in command if w.startswith("seed=")).split("=")[1])
     folder = pathlib.Path(command[command.index("--workdir") + 1])
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,8 +76,8 @@ options = argparse.Namespace(preset="tiny", data_dir=None, download=False, overr
                              steps="train,evaluate,export")
 config = BaseConfig.from_preset("default", ["seeds=SEEDS"])
 try:
-    run._run_seeds(Task, options, config, pathlib.Path(WORKDIR), runner=runner)
-except run.SeedFailed as error:
+    runner.run_seeds(Task, options, config, pathlib.Path(WORKDIR), runner=fake_runner)
+except runner.SeedFailed as error:
     print("FAILED:", error)
 """
 
@@ -217,3 +220,83 @@ def test_every_task_declares_its_anchors_in_an_anchors_module(name):
     assert all(a.source and a.dataset and a.split for a in anchors)
     if name != "acceleration":
         assert anchors, f"{name} has published numbers to compare with"
+
+
+# --- what the report prints is portable: names and relative paths, never a machine path ----------------------------
+def _portable_case(tmp_path):
+    project, home = tmp_path / "project", tmp_path / "home"
+    project.mkdir()
+    home.mkdir()
+    results = _results("acceleration", 1, 0.5, 0.6,
+                       command=(f"run.py acceleration --data-dir {home}/data/cwru_97.npz --set signal_key=DE "
+                                f"--set image_dir={home}/images,{project}/more --workdir {project}/runs/cwru"))
+    results["data"] = {"source": "file", "path": f"{home}/data/cwru_97.npz", "samples": 1000}
+    synthetic = _results("acceleration", 2, 0.4, 0.6, command=f"run.py acceleration --workdir {project}/runs/default")
+    synthetic["config"]["epochs"] = 5  # another configuration: its own row
+    synthetic["data"] = {"source": "synthetic", "path": f"{project}/runs/default/data/vibration.npz"}
+    return project, home, [(f"{project}/runs/cwru", results), (f"{project}/runs/default", synthetic)]
+
+
+def test_report_rows_show_relative_and_home_paths_and_data_names(tmp_path, monkeypatch):
+    project, home, runs = _portable_case(tmp_path)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("HOME", str(home))
+    rows = {row["data"]: row for row in report.reproduction_rows(runs)}
+    assert set(rows) == {"cwru_97.npz", "synthetic"}
+    assert rows["cwru_97.npz"]["command"] == ("run.py acceleration --data-dir ~/data/cwru_97.npz --set signal_key=DE "
+                                              "--set image_dir=~/images,more --workdir runs/cwru")
+    assert rows["synthetic"]["command"] == "run.py acceleration --workdir runs/default"
+    text = report.reproduction_markdown(list(rows.values()), {}, tasks.TASK_NAMES)
+    assert str(tmp_path) not in text and "/project" not in text and "/home" not in text, text
+    assert "| cwru_97.npz |" in text and "| synthetic |" in text
+
+
+def test_report_command_prints_no_absolute_path(tmp_path):
+    project, home, runs = _portable_case(tmp_path)
+    folders = [_write(tmp_path / "results" / Path(folder).name, results) for folder, results in runs]
+    environment = {**os.environ, "HOME": str(home)}
+    result = subprocess.run([sys.executable, str(ROOT / "run.py"), "report", *map(str, folders)], cwd=project,
+                            env=environment, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "`run.py acceleration --data-dir ~/data/cwru_97.npz" in result.stdout
+    assert "--workdir runs/cwru`" in result.stdout and "| synthetic |" in result.stdout
+    assert str(tmp_path) not in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("/w/project/runs/a", "runs/a"),
+        ("/w/project", "."),
+        ("/w/home/data/x.npz", "~/data/x.npz"),
+        ("/w/home", "~"),
+        ("/w/shared/data/cwru", "../shared/data/cwru"),  # elsewhere: relative to where report runs
+        ("/w/projects/other", "../projects/other"),  # a sibling whose name starts like the folder is not under it
+        ("runs/a", "runs/a"),
+        ("0.5", "0.5"),
+    ],
+)
+def test_portable_path(path, expected):
+    assert report.portable_path(path, cwd="/w/project", home="/w/home") == expected
+
+
+@pytest.mark.parametrize(
+    "info, expected",
+    [
+        ({"source": "synthetic", "path": "/abs/runs/a/data/corpus.txt"}, "synthetic"),
+        ({"source": "synthetic (/abs/runs/t/data/pairs.txt)"}, "synthetic"),
+        ({"source": "synthetic shape scenes (seed 1234) in /abs/runs/vqa/data"}, "synthetic"),
+        ({"source": "file", "path": "/abs/data/cwru_97.npz"}, "cwru_97.npz"),
+        ({"source": "files", "path": "/abs/data/cwru", "files": {"a.npz": {}, "b.npz": {}}}, "cwru (2 files)"),
+        ({"source": "file", "path": "/abs/a.npz,/abs/b.npz"}, "a.npz, b.npz"),
+        ({"source": "files", "path": "/abs/imdb/aclImdb_train.tar.gz"}, "aclImdb_train.tar.gz"),
+        ({"source": "/abs/data/coco_mini", "format": "coco"}, "coco_mini"),
+        ({"source": "/abs/fra.txt", "path": "/abs/fra.txt", "format": "tab-separated pairs"}, "fra.txt"),
+        ({"source": "tfds ted_hrlr_translate/pt_to_en (downloaded to /abs/x)",
+          "format": "tfds ted_hrlr_translate/pt_to_en/1.0.0"}, "tfds ted_hrlr_translate/pt_to_en/1.0.0"),
+        ({"source": "tfds imdb_reviews (downloaded)", "path": "/abs/tfds/imdb"}, "tfds imdb_reviews"),
+        ({}, "?"),
+    ],
+)
+def test_data_is_named_not_located(info, expected):
+    assert report.data_name(info) == expected

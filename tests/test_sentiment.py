@@ -541,8 +541,10 @@ def test_predict_arguments_and_results(tmp_path):
     review = tmp_path / "review.txt"
     review.write_text("I loved the acting.<br />A gem.", encoding="utf-8")
     long_text = "x" * 5000  # too long to be a path: taken as text without asking the file system
-    (arguments,) = task.predict_arguments(["The plot was not good.", str(review), "", long_text])
-    assert arguments.tolist() == ["The plot was not good.", "I loved the acting.<br />A gem.", "", long_text]
+    (arguments,) = task.predict_arguments(["The plot was not good.", str(review), long_text])
+    assert arguments.tolist() == ["The plot was not good.", "I loved the acting.<br />A gem.", long_text]
+    with pytest.raises(TaskError, match="input 2 of 2 is empty"):  # a label for no text would be a wrong answer
+        task.predict_arguments(["Fine.", " "])
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("très".encode("latin-1"))
     with pytest.raises(DataError, match="latin1.txt: not valid UTF-8"):
@@ -626,11 +628,12 @@ def test_predict_on_awkward_inputs(tiny_run, tmp_path):
     model = tiny_run("sentiment") / "export"
     review = tmp_path / "review.txt"
     review.write_text("I loved the acting.<br />A gem.", encoding="utf-8")
-    inputs = ["The plot was not good.", str(review), "", "<br /><br />", "Très émouvant 🎬", "good " * 20_000]
-    result = run_cli("sentiment", "predict", "--model", str(model), *inputs)
+    # An empty review is refused (tests/test_bad_input.py); markup alone is text the model reads as empty.
+    inputs = ["The plot was not good.", str(review), "<br /><br />", "Très émouvant 🎬", "good " * 20_000]
+    result = run_cli("sentiment", "predict", "--json", "--model", str(model), *inputs)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
-    assert [line["input"] for line in lines[:5]] == inputs[:5] and len(lines) == len(inputs)
+    assert [line["input"] for line in lines[:4]] == inputs[:4] and len(lines) == len(inputs)
     assert all(0 <= line["probability"] <= 1 and line["label"] in ("positive", "negative") for line in lines)
 
 

@@ -46,10 +46,10 @@ def test_saved_run_evaluates_exports_and_predicts_identically_in_a_new_process(n
         k: v["sha256"] for k, v in first["export"]["endpoints"].items()
     }, "the re-exported model answers the smoke inputs differently: something was refitted"
 
-    # The run wrote sample inputs; predict on them prints one JSON object per line.
+    # The run wrote sample inputs; predict --json on them prints one JSON object per line.
     command = second["export"]["predict_example"]
     assert command[:3] == ["run.py", name, "predict"]
-    predicted = run_cli(*command[1:])
+    predicted = run_cli(*command[1:], "--json")
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     lines = [json.loads(line) for line in predicted.stdout.strip().splitlines()]
     assert lines and all(isinstance(line, dict) for line in lines)

@@ -95,6 +95,37 @@ def test_an_initial_candidate_is_kept_when_no_epoch_beats_it(tmp_path):
     assert min(summary["history"]["val_loss"]) > summary["initial_val_loss"]  # training only made it worse
     np.testing.assert_allclose(model.get_layer(index=1).get_weights()[0].ravel(), [1.0, 2.0, -1.0], atol=1e-6)
     assert json.loads((tmp_path / "checkpoints" / "best.json").read_text())["epoch"] == 0
+    # The starting value is kept for a resume (learning_curves.png marks it) beside the curves' picture.
+    assert json.loads((tmp_path / "checkpoints" / "initial.json").read_text()) == {
+        "monitor": "val_loss", "value": summary["initial_val_loss"]}
+    assert (tmp_path / "learning_curves.png").stat().st_size > 5_000
+
+
+def test_learning_curves_label_every_axis_and_mark_the_starting_value():
+    import matplotlib.pyplot as plt
+
+    from common.training import START_LABEL, learning_curves_figure
+
+    rows = [{"epoch": str(epoch), "loss": str(loss), "rmse": str(loss ** 0.5), "val_loss": str(loss + 0.1),
+             "val_rmse": str((loss + 0.1) ** 0.5), "learning_rate": "0.001"} for epoch, loss in ((1, 0.5), (2, 0.4))]
+    figure = learning_curves_figure(rows, "val_loss", initial=0.3, units={"rmse": "g"})
+    try:
+        loss_axis, rmse_axis = figure.axes
+        assert [loss_axis.get_ylabel(), rmse_axis.get_ylabel()] == ["loss", "rmse (g)"]  # the unit where one is given
+        start = [line for line in loss_axis.get_lines() if line.get_label() == START_LABEL]
+        assert len(start) == 1 and start[0].get_linestyle() == "--"
+        assert start[0].get_xdata()[0] == 0 and list(start[0].get_ydata()) == [0.3, 0.3]  # epoch 0, a level line
+        assert START_LABEL in [text.get_text() for text in loss_axis.get_legend().get_texts()]
+        assert "(0 = before training)" in loss_axis.get_xlabel()
+        assert all(line.get_label() != START_LABEL for line in rmse_axis.get_lines())  # only the monitored panel
+    finally:
+        plt.close(figure)
+    plain = learning_curves_figure(rows, "val_loss")  # no warm start: no start mark, the labels still there
+    try:
+        assert [axis.get_ylabel() for axis in plain.axes] == ["loss", "rmse"]
+        assert all(line.get_label() != START_LABEL for axis in plain.axes for line in axis.get_lines())
+    finally:
+        plt.close(plain)
 
 
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path):

@@ -53,8 +53,8 @@ def test_exported_model_predicts_what_the_evaluation_decoded(tiny_run):
     assert len(rows) == 40
     # The same batch as in the evaluation (so the arithmetic is identical), plus awkward inputs.
     sources = [row["source"] for row in rows]
-    awkward = ["", "   ", "Ünïcödé «quotes» — and\u202fspaces\u2009!", "x" * 5000]
-    predicted = run_cli("translation", "predict", "--model", str(workdir / "export"), *sources, *awkward)
+    awkward = ["Ünïcödé «quotes» — and\u202fspaces\u2009!", "x" * 5000]  # empty input: tests/test_bad_input.py
+    predicted = run_cli("translation", "predict", "--json", "--model", str(workdir / "export"), *sources, *awkward)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     lines = [json.loads(line) for line in predicted.stdout.strip().splitlines()]
     assert [line["source"] for line in lines] == sources + awkward

@@ -130,8 +130,8 @@ def test_flat_scores_keep_the_official_numbers():
 def test_preprocessor_round_trips_and_encodes_identically(tmp_path):
     import tensorflow as tf
 
+    from common import encoders, training
     from common import images as common_images
-    from common import training
 
     config = Config.from_preset("tiny", ["train_images=12", "test_images=4", "questions_per_image=2"])
     training.setup(config)
@@ -144,7 +144,7 @@ def test_preprocessor_round_trips_and_encodes_identically(tmp_path):
     assert (tmp_path / "preprocessor" / pipeline.ENCODER_WEIGHTS).is_file()
     loaded = task.Preprocessor.load(tmp_path / "preprocessor")
     assert loaded.get_state() == fitted.get_state()
-    assert common_images.weights_fingerprint(loaded.encoder) == common_images.weights_fingerprint(fitted.encoder)
+    assert encoders.weights_fingerprint(loaded.encoder) == encoders.weights_fingerprint(fitted.encoder)
 
     questions = tf.constant([QUESTION, "", "What colour is the ZEBRA?!"])
     jpeg = [common_images.read_image_bytes(r.image_path) for r in data.test[:3]]
@@ -300,9 +300,8 @@ def test_real_coco_photos_in_process(shared_data, tmp_path):
     """The reader, the shared cached feature extractor and the exported `answer` model on real photos."""
     import tensorflow as tf
 
-    from common import export
+    from common import export, feature_cache, training
     from common import images as common_images
-    from common import training
 
     images = shared_data / "coco_mini" / "val2017"
     config = Config.from_preset(
@@ -317,7 +316,7 @@ def test_real_coco_photos_in_process(shared_data, tmp_path):
     model = task.build_model(data, preprocessor)
     train, _ = task.datasets(data, preprocessor)
     cached = list((tmp_path / "features").rglob("*.npy"))
-    tables = [f for f in cached if f.parent.name == common_images.TABLE_FOLDER]
+    tables = [f for f in cached if f.parent.name == feature_cache.TABLE_FOLDER]
     assert len(cached) - len(tables) == 8 and len(tables) == 1  # one feature file per photo, one table of them
     model.fit(train, epochs=1, verbose=0, shuffle=False)  # silent: a smoke test; the dataset shuffles itself
     metrics = task.evaluate(model, data, preprocessor, tmp_path)
@@ -348,7 +347,8 @@ def test_real_coco_photos_reader_cached_features_and_export(shared_data, tmp_pat
     cached = [f for f in (workdir / "features").rglob("*.npy") if f.parent.name != "tables"]
     assert len(cached) == 8  # one cached feature file per photo (and one table of them)
     photo = images / "000000092660.jpg"
-    predicted = run_cli("vqa", "predict", "--model", str(workdir / "export"), str(photo), "what food is this?")
+    predicted = run_cli("vqa", "predict", "--json", "--model", str(workdir / "export"), str(photo),
+                        "what food is this?")
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     assert json.loads(predicted.stdout)["answer"]
 

@@ -82,7 +82,7 @@ class Config(BaseConfig):
         "residual": {"ridge_fit_stride": 5, "linear_skip_trainable": False},
         # `residual` with a small, regularised LSTM trained on 25x more windows (stride 2; the baselines keep stride
         # 50). Chosen on validation among LSTM variants on the four CWRU recordings (sizes, innovation inputs,
-        # impulse-weighted loss, strides 5 and 2); what it adds on test (little, on 2 of 4 files) is in the README.
+        # impulse-weighted loss, strides 5 and 2); what it adds on test (little, on 2 of 4 files) is on the task's page.
         "residual_small": {"ridge_fit_stride": 5, "linear_skip_trainable": False, "stride": 2, "batch_size": 256,
                            "ridge_baseline_stride": 50, "lstm_units": 32, "lstm_layers": 1, "dense_units": 0,
                            "head_dropout": 0.3, "head_l2": 1e-3, "scale_adam_epsilon": True, "epochs": 30,

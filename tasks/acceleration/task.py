@@ -1,8 +1,8 @@
 """Acceleration-signal prediction with the lecture's 2-layer LSTM.
 
     python run.py acceleration                    # default preset, synthetic 12 kHz bearing signal
-    python run.py acceleration --data-dir ../shared/data/cwru/1797_IR_7_DE12.npz --set signal_key=DE
-    python run.py acceleration --data-dir ../shared/data/cwru --set signal_key=DE   # every file, pooled
+    python run.py acceleration --data-dir cwru/1797_IR_7_DE12.npz --set signal_key=DE  # a CWRU recording
+    python run.py acceleration --data-dir cwru --set signal_key=DE   # every file of a folder, pooled
     python run.py acceleration predict --model runs/acceleration/export runs/acceleration/samples/signal.npy
     python run.py acceleration bench              # suite fit vs plain model.fit, tf.data throughput
 
@@ -11,7 +11,7 @@ split by time into train / validation / test; metrics are corpus-level, in the s
 non-overlapping test targets, for the LSTM and four baselines on the same windows: persistence
 (repeat the last 100 samples), the training mean, and ridge linear autoregressions on the last
 ``ridge_order`` samples and on the whole 2,500-sample window. The primary metric is the model's
-test MSE divided by persistence's (each baseline gets the same ratio). Measured numbers: README.
+test MSE divided by persistence's (each baseline gets the same ratio). Measured numbers: tasks/acceleration/README.md.
 
 Several recordings (``--data-dir`` a folder or ``a.npz,b.npz``): each file is split by time on its
 own, training pools the windows of all files (one normalisation, one ridge), no window crosses a
@@ -27,7 +27,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from common import training
 from common.io import atomic_path
@@ -40,10 +39,6 @@ from tasks.acceleration import model as model_lib
 from tasks.acceleration.config import HORIZON, STEP_SAMPLES, WINDOW_SAMPLES, WINDOW_STEPS, Config
 
 logger = logging.getLogger(__name__)
-
-# Recursive generation is scored from at most this many start points spread over the test split.
-_MAX_ROLLING_STARTS = 64
-
 
 @dataclasses.dataclass
 class AccelerationData(TaskData):
@@ -62,9 +57,15 @@ class AccelerationTask(Task):
     Preprocessor = pipeline.Preprocessor
     primary_metric = "mse_ratio_vs_persistence"
     higher_is_better = False
-    warm_start = "the ridge AR predictor on the whole 2,500-sample window (baseline ridge_ar_window)"
     predict_usage = "SIGNAL_FILE[#NAME] ...  (the last 2,500 samples of each file are the window)"
     extra_packages = ("pandas", "scipy", "matplotlib")
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        # What run.py names when no epoch beats the warm start: known from the config alone, so that
+        # `--steps evaluate,export` (no build_model) names the same ridge as the run that trained.
+        self.warm_start = evaluation.warm_start_description(config)
+        self.workdir: Path | None = None  # load_data's WORKDIR: its best checkpoint is the model evaluated/exported
 
     # --- data -----------------------------------------------------------------------------------
     def load_data(self, data_dir: Path | None, workdir: Path) -> AccelerationData:
@@ -79,6 +80,7 @@ class AccelerationTask(Task):
             key, source = "DE", "synthetic"
         else:
             path, key, source = Path(data_dir), config.signal_key, "file"
+        self.workdir = Path(workdir)
         files = signal_files(path) if source == "file" else [path]
         recordings = pipeline.read_recordings(files, config, key)
         info = {"source": source if len(files) == 1 else "files", "path": str(path)}
@@ -112,28 +114,33 @@ class AccelerationTask(Task):
         if self.config.linear_skip:
             ridge = preprocessor.warm_start_ridge()
             model_lib.warm_start_linear_path(model, ridge)
-            if preprocessor.dense is not None:  # what run.py says the model is when no epoch beats it
-                self.warm_start = (f"the ridge AR predictor on the whole 2,500-sample window refitted on "
-                                   f"training windows {preprocessor.dense_stride} samples apart "
-                                   "(baseline ridge_ar_window_dense)")
-            logger.info("linear path warm-started at the ridge solution (median alpha %g)", ridge.alpha)
+            logger.info("linear path warm-started at the ridge AR on the whole %s-sample window "
+                        "(warm_start_ridge_alpha_median %g)", f"{WINDOW_SAMPLES:,}", ridge.alpha)
         return model
 
     def fit(self, model, data: AccelerationData, preprocessor: pipeline.Preprocessor, workdir: Path) -> dict[str, Any]:
         # The warm-started model (the ridge predictor) competes as "epoch 0": the LSTM's
         # contribution is kept only if some epoch beats the linear model on validation.
         train, validation = self.datasets(data, preprocessor)
-        return training.fit(model, train, validation, self.config, workdir, initial_candidate=self.config.linear_skip)
+        return training.fit(model, train, validation, self.config, workdir, initial_candidate=self.config.linear_skip,
+                            metric_units={"loss": "MSE + L2 penalty, signal units²", "rmse": "signal units"})
 
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self, model, data: AccelerationData, preprocessor: pipeline.Preprocessor, workdir: Path) -> dict:
         config = self.config
+        trained = evaluation.saved_model_description(self.config, workdir)
+        logger.info("evaluating the saved model: %s", trained["model_name"])
         per_file = [pipeline.windows(recording.test) for recording in data.recordings]
         inputs = np.concatenate([pair[0] for pair in per_file])
         targets = np.concatenate([pair[1] for pair in per_file])
         predictions = {"lstm": model.predict(pipeline.encode(inputs), batch_size=256, verbose=0),  # one quick pass
                        **evaluation.baseline_predictions(inputs, preprocessor, config.ridge_order)}
-        extras: dict[str, Any] = {"ridge_alpha_median": preprocessor.ridge(config.ridge_order).alpha}
+        # Two ridges, two names: the ridge_ar baseline (order ridge_order) and the warm start's window ridge.
+        extras: dict[str, Any] = {"model_name": trained["model_name"],
+                                  "model_is_warm_start": trained["model_is_warm_start"],
+                                  "ridge_ar_alpha_median": preprocessor.ridge(config.ridge_order).alpha}
+        if config.linear_skip:
+            extras["warm_start_ridge_alpha_median"] = preprocessor.warm_start_ridge().alpha
         if len(data.recordings) > 1:
             # Each file's block from the same predictions (rows of the pooled arrays, in file order).
             ends = np.cumsum([len(pair[1]) for pair in per_file])
@@ -141,42 +148,19 @@ class AccelerationTask(Task):
                 recording.name: evaluation.score(self.primary_metric, {k: v[end - len(pair[1]) : end]
                                                                        for k, v in predictions.items()}, pair[1])
                 for recording, pair, end in zip(data.recordings, per_file, ends)}
-        rolling = self._rolling_evaluation(model, data.recordings[0].test[0])
+        rolling = evaluation.rolling_scores(model, data.recordings[0].test[0], config.recursive_windows)
         if rolling is not None:
             extras["recursive"] = rolling["metrics"]
         for index in range(min(3, len(inputs))):
             logger.info(
-                "test window %d: true next samples %s | LSTM %s | persistence %s",
-                index, np.round(targets[index, :4], 4), np.round(predictions["lstm"][index, :4], 4),
+                "test window %d: true next samples %s | %s %s | persistence %s",
+                index, np.round(targets[index, :4], 4), trained["label"], np.round(predictions["lstm"][index, :4], 4),
                 np.round(predictions["persistence"][index, :4], 4),
             )
         plots.plot_predictions(Path(workdir) / "prediction.png", targets, predictions, rolling,
-                               config.recursive_windows)
+                               config.recursive_windows, model_label=trained["label"],
+                               model_name=trained["model_name"])
         return evaluation.score(self.primary_metric, predictions, targets, **extras)
-
-    def _rolling_evaluation(self, model, test: np.ndarray) -> dict | None:
-        steps = self.config.recursive_windows
-        span = WINDOW_SAMPLES + steps * HORIZON
-        if steps < 1 or len(test) < span:
-            logger.warning("test split too short for %d recursive windows; skipping the rolling test", steps)
-            return None
-        count = min(_MAX_ROLLING_STARTS, len(test) - span + 1)
-        starts = np.unique(np.linspace(0, len(test) - span, num=count).astype(int))
-        windows = np.stack([test[s : s + WINDOW_SAMPLES] for s in starts])
-        truth = np.stack([test[s + WINDOW_SAMPLES : s + span] for s in starts]).reshape(len(starts), steps, HORIZON)
-        # keras.ops, not pipeline.encode (TF): under JAX the forecast loop is traced (the windows are checked above)
-        generated = np.asarray(model_lib.rolling_forecast(
-            lambda w: model(ops.reshape(w, (-1, WINDOW_STEPS, STEP_SAMPLES)), training=False), windows, steps))
-        repeated = np.repeat(windows[:, None, -HORIZON:], steps, axis=1)  # persistence, rolled the same way
-        per_step = [float(np.mean((generated[:, k] - truth[:, k]) ** 2)) for k in range(steps)]
-        per_step_persistence = [float(np.mean((repeated[:, k] - truth[:, k]) ** 2)) for k in range(steps)]
-        return {
-            "metrics": {"windows": steps, "starts": int(len(starts)), "lstm_mse_by_window": per_step,
-                        "persistence_mse_by_window": per_step_persistence, "lstm_mse": float(np.mean(per_step))},
-            "generated": generated[0].reshape(-1),
-            "truth": truth[0].reshape(-1),
-            "context": windows[0],
-        }
 
     # --- export and predict ---------------------------------------------------------------------
     def endpoints(self, model, preprocessor: pipeline.Preprocessor):
@@ -193,6 +177,13 @@ class AccelerationTask(Task):
 
         windows, steps = tf.TensorSpec(None, tf.float32, name="windows"), tf.TensorSpec([], tf.int32, name="steps")
         return {"serve": (serve, [windows]), "generate": (generate, [windows, steps])}
+
+    def export_facts(self) -> dict[str, Any]:
+        """Written into the export's task.json (with the preprocessor's facts): which model it is, so that
+        predict names it as recorded at export time (the export of load_data's WORKDIR's best checkpoint)."""
+        trained = evaluation.saved_model_description(self.config, self.workdir)
+        return {"model": trained["model_name"], "best_epoch": trained["best_epoch"],
+                "model_is_warm_start": trained["model_is_warm_start"]}
 
     def export_examples(self, data: AccelerationData) -> dict[str, Sequence[Any]]:
         example = pipeline.windows(data.recordings[0].test)[0][:2].astype(np.float32)
@@ -221,7 +212,8 @@ class AccelerationTask(Task):
         return [np.stack(windows)]
 
     def predict_results(self, inputs: Sequence[str], outputs) -> list[dict[str, Any]]:
-        results = [{"input": item, "next_samples": [float(v) for v in row]}
+        model = self.exported_facts.get("model")  # absent from exports written before it was recorded
+        results = [{"input": item, **({"model": model} if model else {}), "next_samples": [float(v) for v in row]}
                    for item, row in zip(inputs, outputs["next_samples"])]
         train_std = self.exported_facts.get("train_std")
         for result, scale in zip(results, getattr(self, "_input_scales", []) if train_std else ()):

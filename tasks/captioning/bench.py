@@ -30,8 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import encoders, pipeline_bench, training
 from common import images as image_utils
-from common import training
 from common.preprocessor import STATE_FILE, preprocessor_dir
 from tasks.captioning import model as captioning_model
 from tasks.captioning import pipeline
@@ -72,10 +72,10 @@ def input_pipeline(config, workdir: Path) -> dict[str, Any]:
     images = FULL_IMAGES // (1 if config.bench_full_size else SMALL_DIVISOR)
     start = time.perf_counter()
     file = workdir / "bench" / f"caption_features_{images}x{config.bench_feature_dim}.npy"
-    table = image_utils.write_stand_in_table(file, images, config.bench_feature_dim, config.seed)
+    table = pipeline_bench.write_stand_in_table(file, images, config.bench_feature_dim, config.seed)
     captions, words = stand_in_captions(images, config.seed)
     # The encoder only identifies the preprocessor (its features are the stand-in table): the smallest one.
-    encoder = image_utils.build_encoder("small_cnn", 16, feature_dim=8)
+    encoder = encoders.build_encoder("small_cnn", 16, feature_dim=8)
     facts = {"name": "small_cnn", "image_size": 16, "feature_dim": 8, "weights": "random (bench stand-in)"}
     preprocessor = pipeline.Preprocessor([*pipeline.SPECIAL_TOKENS, *words], config.max_caption_length, encoder,
                                          facts, baseline_caption="")
@@ -84,7 +84,7 @@ def input_pipeline(config, workdir: Path) -> dict[str, Any]:
     dataset = pipeline.caption_dataset(table, captions, preprocessor, config.batch_size, shuffle=True,
                                        seed=config.seed)
     build_seconds = time.perf_counter() - start
-    measured = image_utils.measure_pipeline(dataset, config.bench_batches)
+    measured = pipeline_bench.measure_pipeline(dataset, config.bench_batches)
     return {"full_size": config.bench_full_size, "images": images, "captions": images * CAPTIONS_PER_IMAGE,
             "feature_dim": config.bench_feature_dim, "table_megabytes": table.nbytes / 2**20,
             "table_file": str(table.filename), "batch_size": config.batch_size, "stand_in_seconds": stand_in_seconds,

@@ -19,7 +19,7 @@ class Config(BaseConfig):
     max_test_images: int | None = None  # evaluate on at most this many test images (None = all): caps slow test sets
     # --- image encoder ---
     image_size: int = 64  # pixels per side fed to the CNN (Inception in Show and Tell: 299)
-    encoder: str = "small_cnn"  # common.images.ENCODERS; small_cnn is trained from scratch here
+    encoder: str = "small_cnn"  # common.encoders.ENCODERS; small_cnn is trained from scratch here
     # local weights file (.h5) for keras.applications, or "imagenet" (Keras fetches them: needs --download);
     # None = random (warned)
     encoder_weights: str | None = None

@@ -12,10 +12,10 @@ Calling one LSTM layer twice is exactly the paper's "image at t = -1, words from
 weights, and lets generation reuse the same layer one step at a time (``CaptionGenerator``).
 The padding mask of the words travels to the loss, so padded positions cost nothing.
 
-The image encoder (common/images.py, held by the fitted ``pipeline.Preprocessor``) is separate: its
+The image encoder (common/encoders.py, held by the fitted ``pipeline.Preprocessor``) is separate: its
 pooled features are cached on disk and fed here. For the synthetic default the encoder is
 ``small_cnn`` pretrained from scratch to predict which words the captions of an image contain
-(common.images.pretrain_encoder), then frozen.
+(common.encoder_pretraining.pretrain_encoder), then frozen.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Right padding with 0 keeps the LSTM cuDNN-eligible.
 weights are given) and the most-frequent-caption baseline. Its ``encode`` (captions → token ids)
 feeds tf.data; ``encode_images`` (JPEG/PNG bytes → features) and ``decode`` (token ids → text) run
 inside the exported ``caption`` endpoint. Image features of the splits come from the same encoder
-through the on-disk cache (common.images.cached_feature_table: one memory-mapped table per split), so an
+through the on-disk cache (common.feature_cache.cached_feature_table: one memory-mapped table per split), so an
 epoch never runs the CNN and the features never become a tf.data graph constant.
 """
 
@@ -36,8 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import encoder_pretraining, encoders, feature_cache, preprocessor, training
 from common import images as image_utils
-from common import preprocessor, training
 from common.errors import TaskError
 from common.io import atomic_path, atomic_write_json
 from common.pipelines import AUTOTUNE
@@ -146,7 +146,7 @@ class Preprocessor(preprocessor.Preprocessor):
         self.image_size = int(encoder.inputs[0].shape[1])
         self.feature_dim = int(encoder.outputs[0].shape[-1])
         # The feature cache's key: architecture, input size and every weight value.
-        self.encoder_key = f"{encoder_facts['name']}-{self.image_size}-{image_utils.weights_fingerprint(encoder)}"
+        self.encoder_key = f"{encoder_facts['name']}-{self.image_size}-{encoders.weights_fingerprint(encoder)}"
         # ids: 0 = mask "<pad>", 1 = OOV "<unk>", then <start>, <end> and the words: the Vocabulary's ids.
         self.lookup = keras.layers.StringLookup(vocabulary=self.vocabulary.words[2:], mask_token=PAD, oov_token=UNK,
                                                 num_oov_indices=1, name="caption_lookup")
@@ -155,7 +155,7 @@ class Preprocessor(preprocessor.Preprocessor):
     @classmethod
     def fit(cls, task, data: CaptionData, workdir: Path) -> "Preprocessor":
         config = task.config
-        image_utils.check_weights_request(config.encoder, config.encoder_weights, task.download)
+        encoders.check_weights_request(config.encoder, config.encoder_weights, task.download)
         vocabulary = Vocabulary.fit((c for r in data.train for c in r.captions), config.min_count)
         encoder, facts = _fit_encoder(config, data.train, vocabulary)
         return cls(vocabulary.words, config.max_caption_length, encoder, facts, most_frequent_caption(data.train))
@@ -174,7 +174,7 @@ class Preprocessor(preprocessor.Preprocessor):
         if not weights.is_file():
             raise TaskError(f"The fitted preprocessor in {str(folder)!r} lacks {ENCODER_WEIGHTS}; retrain in a new "
                             "--workdir")
-        encoder = image_utils.build_encoder(facts["name"], facts["image_size"], str(weights),
+        encoder = encoders.build_encoder(facts["name"], facts["image_size"], str(weights),
                                             feature_dim=facts["feature_dim"])
         encoder.trainable = False
         loaded = cls(state["words"], state["max_words"], encoder, facts, state["baseline_caption"])
@@ -210,8 +210,8 @@ class Preprocessor(preprocessor.Preprocessor):
 
     def features(self, records: Sequence[CaptionedImage], cache_dir: Path, batch_size: int) -> np.ndarray:
         """float32 [N, D] encoder features of the records' images, memory-mapped read-only from the on-disk
-        feature table of these images (common.images.cached_feature_table): nothing dataset-sized is loaded."""
-        return image_utils.cached_feature_table(self.encoder, self.encoder_key, [r.path for r in records], cache_dir,
+        feature table of these images (common.feature_cache.cached_feature_table): nothing dataset-sized is loaded."""
+        return feature_cache.cached_feature_table(self.encoder, self.encoder_key, [r.path for r in records], cache_dir,
                                                 batch_size)
 
 
@@ -225,10 +225,10 @@ def _fit_encoder(config, records: Sequence[CaptionedImage], vocabulary: Vocabula
             if len(records) < MINIMUM_PRETRAINING_IMAGES:
                 raise DataError(f"the encoder pretraining needs at least {MINIMUM_PRETRAINING_IMAGES} training "
                                 f"images (10% validate it), got {len(records)}; or set encoder_pretrain_epochs=0")
-            encoder = image_utils.build_encoder("small_cnn", config.image_size, feature_dim=config.encoder_feature_dim)
+            encoder = encoders.build_encoder("small_cnn", config.image_size, feature_dim=config.encoder_feature_dim)
             pixels = image_utils.load_pixels([r.path for r in records], config.image_size)
             start = time.perf_counter()
-            history = image_utils.pretrain_encoder(
+            history = encoder_pretraining.pretrain_encoder(
                 encoder, pixels, word_presence(records, vocabulary), epochs=config.encoder_pretrain_epochs,
                 batch_size=PRETRAINING_BATCH_SIZE, verbose=training.verbosity(config),
             )
@@ -238,7 +238,7 @@ def _fit_encoder(config, records: Sequence[CaptionedImage], vocabulary: Vocabula
             weights_path = str(Path(temporary) / "small_cnn.weights.h5")
             encoder.save_weights(weights_path)
         # Built from the weights file, as from_state rebuilds it: fitting and loading give one model.
-        encoder = image_utils.build_encoder(config.encoder, config.image_size, weights_path,
+        encoder = encoders.build_encoder(config.encoder, config.image_size, weights_path,
                                             feature_dim=config.encoder_feature_dim)
     encoder.trainable = False
     return encoder, facts
@@ -273,7 +273,7 @@ def caption_dataset(
     Yields ({"image_features": [B, D], "caption_tokens": [B, T]}, next_tokens [B, T]).
 
     The dataset runs over example positions only; each batch's features and caption strings are read
-    from the NumPy arrays (common.images.gather_rows), so neither the feature table nor the captions
+    from the NumPy arrays (common.feature_cache.gather_rows), so neither the feature table nor the captions
     become constants of the tf.data graph (COCO train: 0.97 GB of features, 591,435 captions). Shuffling
     positions draws the same order as shuffling the (image, caption) pairs themselves did.
     """
@@ -281,8 +281,8 @@ def caption_dataset(
     flat = np.array([caption.encode("utf-8") for captions in captions_per_image for caption in captions], object)
 
     def encode(positions):
-        rows, captions = image_utils.gather_rows([image_index, flat], positions)
-        (image_features,) = image_utils.gather_rows([features], rows)
+        rows, captions = feature_cache.gather_rows([image_index, flat], positions)
+        (image_features,) = feature_cache.gather_rows([features], rows)
         inputs, targets = preprocessor.encode(captions)
         return {"image_features": tf.cast(image_features, tf.float32), "caption_tokens": inputs}, targets
 

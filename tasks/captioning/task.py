@@ -16,7 +16,7 @@ Metrics on the test split: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D with the official
 teacher-forced loss. With ``tensorboard`` on, each epoch writes the captions of a few validation images
 to WORKDIR/logs/tensorboard/examples (tasks/captioning/callbacks.py). The exported ``caption`` endpoint
 maps JPEG/PNG bytes to captions, with a per-image ``problem`` message for undecodable inputs.
-Measured numbers: README.md.
+Measured numbers: tasks/captioning/README.md.
 """
 
 from __future__ import annotations

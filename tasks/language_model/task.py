@@ -4,7 +4,7 @@
     python run.py language_model --preset tiny       # seconds, for tests
     python run.py language_model --set level=word    # the same text as words (perplexity)
     python run.py language_model --data-dir input.txt --set level=char      # any UTF-8 text file (char-rnn)
-    python run.py language_model --data-dir ../shared/data/flickr8k_text/Flickr8k.token.txt --set tab_field=1
+    python run.py language_model --data-dir flickr8k/Flickr8k.token.txt --set tab_field=1
     python run.py language_model --preset small --data-dir ptb/   # ptb.{train,valid,test}.txt, Zaremba "small"
     python run.py language_model --preset paper --data-dir ptb/   # Zaremba "medium"; needs a GPU
     python run.py language_model predict --model runs/language_model/export "the dogs" ""
@@ -21,7 +21,7 @@ level=char) with perplexity = 2 ** bits_per_token beside it, for the model and t
 the same ids; on the synthetic corpus also the share of sampled lines that keep its rules (brackets,
 agreement). Endpoint ``generate``: prompts [B] strings, num_tokens int32, temperature float32 (0 =
 greedy), seed int32 → {"text": [B] continuations}; top_k is the config's. Samples go to the log and
-to TensorBoard text each epoch. Measured numbers: README.
+to TensorBoard text each epoch. Measured numbers: tasks/language_model/README.md.
 """
 
 from __future__ import annotations

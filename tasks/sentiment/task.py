@@ -1,11 +1,11 @@
 """IMDB sentiment: raw review text → bidirectional LSTM → positive / negative, against a bag-of-n-grams baseline.
 
     python run.py sentiment                       # default preset, synthetic aclImdb-layout reviews
-    python run.py sentiment --preset paper --data-dir ../shared/data/imdb/aclImdb_train.tar.gz
+    python run.py sentiment --preset paper --data-dir aclImdb_v1.tar.gz
     python run.py sentiment --preset paper --download --data-dir ~/tensorflow_datasets   # tfds imdb_reviews
     python run.py sentiment predict --model runs/sentiment/export "A wonderful film." review.txt
 
-Measured results are in the README (one table per task), generated from results.json.
+Measured results: tasks/sentiment/README.md, from run.py report over results.json files.
 
 Model (keras-io "Bidirectional LSTM on IMDB"): TextVectorization fitted on the training split
 (lower-case, ``<br />`` and punctuation removed) → Embedding(mask_zero) → BiLSTM(64, sequences) →
@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from common import training
+from common import export, training
 from common.io import atomic_write_text
 from common.metrics.classification import binary_report
 from common.report import metrics as metrics_record
@@ -213,9 +213,12 @@ class SentimentTask(Task):
 
     # --- predict on an exported model -----------------------------------------------------------
     def predict_arguments(self, inputs: Sequence[str]) -> list[np.ndarray]:
-        """Each input is a review's text or a UTF-8 .txt file (--text / --file say which; see review_from_argument)."""
+        """Each input is a review's text or a UTF-8 .txt file (--text / --file say which; see review_from_argument);
+        an empty review (or an empty file) is a TaskError naming its position."""
         kind = self.input_kind or "auto"
-        return [np.asarray([aclimdb.review_from_argument(item, kind) for item in inputs], dtype=object)]
+        reviews = [aclimdb.review_from_argument(item, kind) for item in inputs]
+        export.refuse_empty_texts(reviews, inputs, "the text of a review, or a UTF-8 .txt file holding one")
+        return [np.asarray(reviews, dtype=object)]
 
     def predict_results(self, inputs: Sequence[str], outputs: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [

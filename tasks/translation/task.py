@@ -2,7 +2,7 @@
 
     python run.py translation                        # synthetic grammar corpus (the default benchmark)
     python run.py translation --preset tiny          # seconds, for tests
-    python run.py translation --data-dir ../shared/data/tatoeba_fra_eng/fra.txt --workdir runs/translation_fra
+    python run.py translation --data-dir fra-eng/fra.txt --workdir runs/translation_fra
     python run.py translation --data-dir multi30k/ --set source_language=en --set target_language=fr  # train.en ...
     python run.py translation --download --data-dir ~/tensorflow_datasets --set tfds_dataset=wmt14_translate/fr-en
     python run.py translation bench                  # batched in-graph beam search vs a Python loop
@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from common import decoding, report, training
+from common import decoding, export, report, training
 from common.io import atomic_write_text
 from common.metrics import bleu
 from common.task import Task, TaskData
@@ -222,6 +222,8 @@ class TranslationTask(Task):
         return sentences
 
     def predict_arguments(self, inputs: Sequence[str]) -> list[Any]:
+        """Sentences → the endpoint's batch; an empty (or whitespace-only) sentence is a TaskError naming it."""
+        export.refuse_empty_texts(list(inputs), list(inputs), "a sentence to translate")
         return [np.array(list(inputs), dtype=object)]
 
     def predict_results(self, inputs: Sequence[str], outputs) -> list[dict[str, Any]]:

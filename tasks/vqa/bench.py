@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from common import images as common_images
+from common import pipeline_bench
 from tasks.vqa import pipeline
 
 FULL_QUESTIONS = 443_757  # VQA v2 train2014 questions
@@ -49,7 +49,7 @@ def run(task, workdir: Path) -> dict[str, Any]:
     questions_count, images_count = FULL_QUESTIONS // divisor, FULL_IMAGES // divisor
     folder = Path(workdir) / "bench"
     start = time.perf_counter()
-    table = common_images.write_stand_in_table(
+    table = pipeline_bench.write_stand_in_table(
         folder / f"vqa_features_{images_count}x{config.bench_feature_dim}.npy", images_count,
         config.bench_feature_dim, config.seed)  # fmt: skip
     questions, words = stand_in_questions(questions_count, config.seed)
@@ -67,7 +67,7 @@ def run(task, workdir: Path) -> dict[str, Any]:
     dataset = pipeline.make_dataset(table, image_rows, questions, (answer_indices, answer_values),
                                     config.max_answers, config.batch_size, True, config.seed, preprocessor.encode)
     build_seconds = time.perf_counter() - start
-    measured = common_images.measure_pipeline(dataset, config.bench_batches)
+    measured = pipeline_bench.measure_pipeline(dataset, config.bench_batches)
     return {"figures": {"input_pipeline": {
         "full_size": config.bench_full_size, "questions": questions_count, "images": images_count,
         "feature_dim": config.bench_feature_dim, "table_megabytes": table.nbytes / 2**20,

@@ -28,7 +28,7 @@ class Config(BaseConfig):
     image_size: int = 48  # pixels per side fed to the CNN (synthetic scenes are drawn at this size)
     image_features: str = "cached"  # "cached": frozen CNN features cached on disk (the paper);
     # "end_to_end": the CNN trains with the model
-    encoder: str = "strided_cnn"  # strided_cnn (tasks/vqa/model.py) or a common.images encoder:
+    encoder: str = "strided_cnn"  # strided_cnn (tasks/vqa/model.py) or a common.encoders encoder:
     # small_cnn | resnet50 | inception_v3 | mobilenet_v3_small
     encoder_pretrain_epochs: int = 15  # cached mode on synthetic data: epochs pretraining the encoder on the
     # scenes' object attributes (the stand-in for ImageNet pretraining) before its features are cached; 0 = off

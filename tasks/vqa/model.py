@@ -11,8 +11,8 @@
 The LSTMs keep the cuDNN-eligible configuration (tanh/sigmoid, no recurrent dropout, no unroll).
 Two additions to the paper's model (reasons in the comments of build_model; not ablated separately):
 centring the all-positive cached features before the l2 norm, and the sqrt(D) gain after it. No custom
-layers: the model loads from a .keras file with plain Keras (plus common.images' ImagePreprocessing
-when a common.images encoder is used end to end).
+layers: the model loads from a .keras file with plain Keras (plus common.encoders' ImagePreprocessing
+when a common.encoders encoder is used end to end).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def build_strided_cnn(image_size: int, feature_dim: int) -> keras.Model:
     Four 3×3 convolutions (stride 2, 2, 2, 1) with batch normalisation and ReLU, then the S/8 × S/8
     grid is flattened (positions matter: "left of") and projected to ``feature_dim``.
     Batch normalisation is what lets it learn from scratch within a few epochs; it costs a quarter of
-    common.images' small_cnn (no full-resolution convolution).
+    common.encoders' small_cnn (no full-resolution convolution).
     """
     images = keras.Input(shape=(image_size, image_size, 3), name="images")
     x = keras.layers.Rescaling(scale=1.0 / 255.0, name="unit_pixels")(images)

@@ -6,7 +6,7 @@ pretrained on the training scenes) is fitted on the training split only, in ``Pr
 input to model input: tf.data calls it on batches of question strings, the ``answer`` endpoint on
 the strings and decoded JPEGs it receives. The image half of ``encode`` (the frozen encoder on
 decoded pixels) runs once per image ahead of training and its features are cached on disk
-(common.images.cached_feature_table, keyed by the encoder's weights fingerprint). Images are stored once
+(common.feature_cache.cached_feature_table, keyed by the encoder's weights fingerprint). Images are stored once
 per image in a memory-mapped table and gathered per batch inside the tf.data map, so five questions
 about one scene do not hold five copies of it, and no table becomes a graph constant.
 """
@@ -22,9 +22,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import encoder_pretraining, encoders, feature_cache, training
 from common import images as common_images
 from common import preprocessor as preprocessor_base
-from common import training
 from common.errors import DataError
 from common.metrics import vqa as vqa_metric
 from common.pipelines import AUTOTUNE
@@ -146,7 +146,7 @@ def _pretrain_on_scenes(encoder: keras.Model, train: Sequence[VQARecord], scenes
     image_of_path = {r.image_path: r.image_id for r in train}
     attributes = np.stack([synthetic_questions.attribute_targets(scenes[image_of_path[p]]) for p in paths])
     logger.info("Pretraining the %s encoder on the object attributes of %d training scenes", config.encoder, len(paths))
-    return common_images.pretrain_encoder(
+    return encoder_pretraining.pretrain_encoder(
         encoder, common_images.load_pixels(paths, config.image_size), attributes,
         epochs=config.encoder_pretrain_epochs, batch_size=config.batch_size, verbose=training.verbosity(config),
         jit_compile=config.jit_compile, rectify=True,
@@ -196,7 +196,7 @@ class Preprocessor(preprocessor_base.Preprocessor):
     @classmethod
     def fit(cls, task, data, workdir: Path) -> "Preprocessor":
         config = task.config
-        common_images.check_weights_request(config.encoder, config.encoder_weights, task.download)
+        encoders.check_weights_request(config.encoder, config.encoder_weights, task.download)
         answers = build_answer_vocabulary(data.train, config.max_answers)
         if len(answers) < 2:
             raise DataError(f"{data.info.get('source')}: the training answers hold {len(answers)} distinct answers; "
@@ -270,9 +270,9 @@ class Preprocessor(preprocessor_base.Preprocessor):
         [N, D] float32 (cache keyed by the encoder's weights) or, end to end, pixels [N, S, S, 3] uint8.
         Either table is memory-mapped read-only from one file under ``cache_dir``, written on first use."""
         if self.encoder is None:
-            return common_images.cached_pixel_table(paths, self.image_size, cache_dir)
-        key = f"{self.settings['encoder']}-{self.image_size}-{common_images.weights_fingerprint(self.encoder)}"
-        return common_images.cached_feature_table(self.encoder, key, paths, cache_dir, batch_size=32)
+            return feature_cache.cached_pixel_table(paths, self.image_size, cache_dir)
+        key = f"{self.settings['encoder']}-{self.image_size}-{encoders.weights_fingerprint(self.encoder)}"
+        return feature_cache.cached_feature_table(self.encoder, key, paths, cache_dir, batch_size=32)
 
 
 # --- tf.data ---------------------------------------------------------------------------------------------
@@ -329,7 +329,7 @@ def make_dataset(
     question strings).
 
     The dataset runs over question positions only; each batch's rows, questions and targets are read
-    from the NumPy arrays (common.images.gather_rows), so nothing dataset-sized is a constant of the
+    from the NumPy arrays (common.feature_cache.gather_rows), so nothing dataset-sized is a constant of the
     tf.data graph (VQA v2 train: 82,783 images x 2,048 floats, 443,757 questions). Shuffling positions
     draws the same order as shuffling the examples themselves did.
     """
@@ -338,9 +338,9 @@ def make_dataset(
     indices, values = (np.asarray(targets[0], np.int32), np.asarray(targets[1], np.float32))
 
     def load(positions):
-        rows, question, target_indices, target_values = common_images.gather_rows(
+        rows, question, target_indices, target_values = feature_cache.gather_rows(
             [image_rows, question_bytes, indices, values], positions)  # fmt: skip
-        (image,) = common_images.gather_rows([table], rows)
+        (image,) = feature_cache.gather_rows([table], rows)
         # Sparse [B, W] → dense [B, K]; a repeated index 0 with value 0 (unused slots) adds nothing.
         count = tf.shape(target_indices)[0]
         example = tf.broadcast_to(tf.range(count)[:, None], tf.shape(target_indices))

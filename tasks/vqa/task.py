@@ -3,7 +3,7 @@
     python run.py vqa                 # default preset: synthetic shape scenes (3,000 + 500 images)
     python run.py vqa --preset tiny   # seconds; for tests, its number means nothing (examples.png: a grid)
     python run.py vqa --preset paper --data-dir VQA_V2_DIR --download   # ImageNet ResNet-50 fetched by Keras, once
-    python run.py vqa --preset tiny --data-dir tests/fixtures/vqa --set image_dir=../shared/data/coco_mini/val2017 \
+    python run.py vqa --preset tiny --data-dir tests/fixtures/vqa --set image_dir=coco/val2017 \
         --set encoder=small_cnn       # real COCO photos, a smoke test
     python run.py vqa predict --model runs/vqa/export IMAGE.jpg "how many circles are there?" [IMAGE QUESTION ...]
     python run.py vqa score --questions Q.json --annotations A.json --predictions RESULTS.json
@@ -222,23 +222,10 @@ class VQATask(Task):
 
     def score(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """The official accuracy dict of a results file: {"overall", "perAnswerType", "perQuestionType"} in %."""
-        from common.metrics import vqa as vqa_metric
-        from data import vqa as vqa_reader
+        from tasks.vqa import scoring
 
-        predictions_path = Path(arguments["predictions"])
-        predictions, annotations = vqa_reader.read_scoring_files(
-            Path(arguments["questions"]), Path(arguments["annotations"]), predictions_path
-        )
-        missing = sorted(set(annotations) - set(predictions))
-        if missing and arguments.get("allow_missing"):
-            # Partial results scored on what they answer, as the official script would if given the subset.
-            annotations = {q: a for q, a in annotations.items() if q in predictions}
-            return {**vqa_metric.vqa_accuracy(predictions, annotations), "questions_without_prediction": len(missing)}
-        try:
-            return vqa_metric.vqa_accuracy(predictions, annotations)
-        except vqa_metric.QuestionIdMismatch as error:
-            hint = " (or pass --allow-missing to score partial results)" if error.missing else ""
-            raise TaskError(f"--predictions {predictions_path}: {error}{hint}") from None
+        return scoring.score_files(Path(arguments["questions"]), Path(arguments["annotations"]),
+                                   Path(arguments["predictions"]), bool(arguments.get("allow_missing")))
 
     def bench(self, data_dir: Path | None, workdir: Path) -> dict[str, Any]:
         """The input pipeline alone on a VQA v2-sized stand-in (tasks/vqa/bench.py)."""
