@@ -180,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         # User-facing errors from configs, readers and tasks: one line, no traceback.
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except PermissionError as error:  # a file or folder this user may not read or write, met during a step
+        print(f"error: {error.filename!r}: {error.strerror}; expected a path this user may read and write",
+              file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -46,15 +46,20 @@ def run(task_class, options: argparse.Namespace, action: str, config) -> dict:
     if workdir.exists() and not workdir.is_dir():
         raise UsageError(f"--workdir {str(workdir)!r} is a file; expected a folder (new or from an earlier run)")
     created = not workdir.exists()
-    workdir.mkdir(parents=True, exist_ok=True)
     from common.workdir_lock import WorkdirLock
 
     # One run at a time in WORKDIR (rule 16); a seeds run holds WORKDIR while each seed locks its seed-N folder.
     lock = WorkdirLock(workdir)
     try:
-        lock.acquire()
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        except PermissionError as error:
+            raise UsageError(f"--workdir {str(workdir)!r} cannot be written ({error.strerror}: "
+                             f"{error.filename!r}); expected a folder this user may write, or one it may "
+                             f"create") from None
     except BaseException:
-        if created and not any(workdir.iterdir()):
+        if created and workdir.is_dir() and not any(workdir.iterdir()):
             workdir.rmdir()
         raise
     try:

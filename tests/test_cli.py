@@ -245,3 +245,17 @@ def test_a_data_dir_that_is_a_link_loop_is_named_as_such(tmp_path):
         result = run_cli("acceleration", "--data-dir", str(data_dir), "--workdir", str(tmp_path / "w"))
         assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
         assert not (tmp_path / "w").exists()
+
+
+def test_a_workdir_that_cannot_be_written_is_one_error_line(tmp_path, monkeypatch, capsys):
+    # As root every folder is writable, so the refusal is simulated where the operating system would say it.
+    from pathlib import Path
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    code = run.main(["acceleration", "--preset", "tiny", "--workdir", str(tmp_path / "locked" / "run")])
+    message = capsys.readouterr().err
+    assert code == 2 and "cannot be written (Permission denied" in message and "Traceback" not in message
+    assert not (tmp_path / "locked").exists()

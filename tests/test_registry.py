@@ -50,6 +50,10 @@ def test_every_python_line_fits_120_characters():
     import pathlib
 
     root = pathlib.Path(__file__).resolve().parents[1]
-    long_lines = [f"{p.relative_to(root)}:{n}" for p in root.rglob("*.py") if ".git" not in p.parts
+    # The project's own code only: a virtual environment made inside the clone (.venv/, as the README's install
+    # does) holds other people's.
+    folders = ("common", "data", "tasks", "tests")
+    files = [root / "run.py", *(p for folder in folders for p in (root / folder).rglob("*.py"))]
+    long_lines = [f"{p.relative_to(root)}:{n}" for p in files
                   for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if len(line) > 120]
     assert not long_lines, f"lines over 120 characters (pyproject.toml's line-length): {long_lines[:20]}"
