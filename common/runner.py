@@ -183,7 +183,7 @@ def _run_steps(task, options: argparse.Namespace, config, steps: list[str], work
     results: dict = {
         "task": task.name,
         "preset": options.preset,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": typed_command(),
         "date": now(),
         "primary_metric": task.primary_metric,
         "config": config.to_dict(),
@@ -288,7 +288,7 @@ def run_seeds(task_class, options: argparse.Namespace, config, workdir: Path, ru
         per_seed[seed] = results
     aggregate = report.seed_aggregate(per_seed, {seed: f"seed-{seed}" for seed in per_seed})
     aggregate = {"task": task_class.name, "preset": options.preset,
-                 "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "date": now(),
+                 "command": typed_command(), "date": now(),
                  **{k: v for k, v in aggregate.items() if k not in ("task", "preset")},
                  "config": config.to_dict(), "hardware": report.hardware()}
     atomic_write_json(aggregate_path, aggregate)
@@ -320,6 +320,11 @@ def closing_lines(task, results: dict, preset: str, workdir: Path) -> list[str]:
                  + (", export/ (SavedModel), samples/" if "export" in results else "")
                  + (", " + ", ".join(pictures) if pictures else ""))
     return lines
+
+
+def typed_command() -> str:
+    """The command line as the user typed it, for results.json (run.py report makes its paths portable)."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 def previous_results(path: Path) -> dict:
