@@ -33,6 +33,7 @@ import tasks  # noqa: E402
 from common import quiet, runner  # noqa: E402
 from tasks import commands  # noqa: E402
 from common.config import BaseConfig, ConfigError  # noqa: E402
+from common.sizes import check_sizes  # noqa: E402
 from common.errors import DataError, TaskError, TrainingDiverged, UsageError  # noqa: E402
 
 ACTIONS = ("run", "predict", "score", "bench")
@@ -103,8 +104,9 @@ def _parse_options(name: str, action: str, argv: list[str]) -> argparse.Namespac
 def parse_command(argv: list[str]) -> Command:
     """Checks a whole command line as ``main`` would and returns it parsed, without importing TensorFlow, touching
     files or training. Raises what the real command raises for a bad one: UsageError (task, action, options,
-    --steps), ConfigError (--preset and every --set against the task's Config) or TaskError (bench of a task without
-    one). Paths (--data-dir, --model, RUN_DIR) are checked only when the command runs."""
+    --steps), ConfigError (--preset and every --set against the task's Config; sizes against the machine) or
+    TaskError (bench of a task without one). Paths (--data-dir, --model, RUN_DIR) are checked only when the command
+    runs."""
     argv = list(argv)
     try:
         if argv in (["-h"], ["--help"]):
@@ -125,6 +127,7 @@ def parse_command(argv: list[str]) -> Command:
         return Command(action, options, task=name)
     facts = tasks.command_line(name)
     config = tasks.load_config(name).from_preset(options.preset, options.overrides)
+    check_sizes(config)  # before anything is allocated: a size no machine holds is refused naming its key
     if config.seeds and action == "bench":
         raise UsageError("--set seeds=... repeats a run; bench measures one configuration (use --set seed=N)")
     if options.download and not facts.can_download:

@@ -14,6 +14,7 @@ import json
 import logging
 import numbers
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -68,11 +69,20 @@ def run(task_class, options: argparse.Namespace, action: str, config) -> dict:
         return run_in(task_class, options, action, config, workdir)
     except BaseException:
         lock.release()
-        if created and not any(workdir.iterdir()):
-            workdir.rmdir()  # a run that failed before writing anything leaves no empty folder behind
+        if created:
+            _remove_half_made(workdir)
         raise
     finally:
         lock.release()
+
+
+def _remove_half_made(workdir: Path) -> None:
+    """A WORKDIR this failed run created goes again, with the synthetic data or caches it made, unless it keeps
+    what a re-run resumes (an interrupted run's staging folder) or a finished run."""
+    from common.staging import STAGING, run_entries
+
+    if workdir.is_dir() and not run_entries(workdir) and not (workdir / STAGING).exists():
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def parse_steps(text: str) -> list[str]:
@@ -92,12 +102,26 @@ def run_in(task_class, options: argparse.Namespace, action: str, config, workdir
     task = task_class(config)
     task.download = options.download
 
+    from common.staging import Staging
+
+    # Every step, bench included, writes into WORKDIR/.staging; the finished run in WORKDIR is replaced only when
+    # they all succeed (a bench that trains or fits a preprocessor would otherwise overwrite the run's own).
+    staging = Staging(workdir)
     if action == "bench":
-        results = task.bench(options.data_dir, workdir)
-        results = {"task": task.name, "preset": options.preset, "config": config.to_dict(), **results,
-                   "versions": report.versions(task.extra_packages), "hardware": report.hardware(),
-                   "devices": training.device_report(), "date": now()}
-        atomic_write_json(workdir / "bench.json", results)
+        try:
+            results = task.bench(options.data_dir, staging.prepare(train=False))
+            results = staging.final_path({"task": task.name, "preset": options.preset, "config": config.to_dict(),
+                                          **results, "versions": report.versions(task.extra_packages),
+                                          "hardware": report.hardware(), "devices": training.device_report(),
+                                          "date": now()})
+            atomic_write_json(staging.folder / "bench.json", results)
+            staging.commit()
+        except BaseException as error:
+            if not staging.abandon(keep=False) and isinstance(error, Exception):
+                _rewrite_paths(error, staging)
+            if isinstance(error, Exception) and staging.has_finished_run:
+                _say_finished_run_kept(error, workdir)
+            raise
         title = f"{task.name} bench → {workdir / 'bench.json'}"
         print(report.format_table(results.get("figures", results), title=title))
         return results
@@ -119,10 +143,6 @@ def run_in(task_class, options: argparse.Namespace, action: str, config, workdir
         if not steps:
             raise UsageError("--steps export needs the TensorFlow backend: " + shlex.join(deferred_export))
 
-    # The steps write into WORKDIR/.staging; the finished run in WORKDIR is replaced only when they all succeed.
-    from common.staging import Staging
-
-    staging = Staging(workdir)
     train = "train" in steps
     try:
         results = _run_steps(task, options, config, steps, staging.prepare(train=train))
@@ -237,10 +257,12 @@ class SeedFailed(Exception):
     """One seed of a ``--set seeds=...`` series failed; run.py prints it as one ``error:`` line and exits with 1."""
 
 
-def seed_command(task_class, options: argparse.Namespace, workdir: Path, seed: int) -> list[str]:
-    """The ordinary single-run command of one seed (what a user would type to redo that seed alone)."""
+def seed_command(task_class, options: argparse.Namespace, workdir: Path, seed: int,
+                 series: Path | None = None) -> list[str]:
+    """The ordinary single-run command of one seed (what a user would type to redo that seed alone), run in the
+    series' staging folder ``series`` (default: WORKDIR itself)."""
     command = [sys.executable, str(RUN_PY), task_class.name, "run", "--preset", options.preset,
-               "--workdir", str(workdir / f"seed-{seed}"), "--steps", options.steps]
+               "--workdir", str((series or workdir) / f"seed-{seed}"), "--steps", options.steps]
     if options.data_dir is not None:
         command += ["--data-dir", str(options.data_dir)]
     elif options.download:  # one download for every seed, not one per seed folder
@@ -267,6 +289,7 @@ def run_seeds(task_class, options: argparse.Namespace, config, workdir: Path, ru
     mean ± std of every metric. A failed seed stops the command; finished seed folders are kept."""
     from common import report
     from common.io import atomic_write_json
+    from common.staging import Staging
 
     parse_steps(options.steps)  # checked before any seed runs
     aggregate_path = workdir / "results.json"
@@ -274,24 +297,35 @@ def run_seeds(task_class, options: argparse.Namespace, config, workdir: Path, ru
     if aggregate_path.exists() and not report.is_seed_aggregate(previous):
         raise UsageError(f"--workdir {str(workdir)!r} holds a single run's results.json; "
                          "expected a new folder or one from an earlier --set seeds=... run")
-    aggregate_path.unlink(missing_ok=True)  # written again only when every seed of this invocation finished
+    # The series is staged as one run: the seed folders and the aggregate replace a finished series together.
+    staging = Staging(workdir)
+    series = staging.prepare(train="train" in parse_steps(options.steps), series=True)
     per_seed: dict[int, dict] = {}
-    for index, seed in enumerate(config.seeds, 1):
-        folder = workdir / f"seed-{seed}"
-        print(f"== seed {seed} ({index}/{len(config.seeds)}) → {folder}", flush=True)
-        code = runner(seed_command(task_class, options, workdir, seed))
-        results = previous_results(folder / "results.json")
-        if code != 0 or not results:
-            finished = f"finished seeds {list(per_seed)} are kept in their folders" if per_seed else "no seed finished"
-            raise SeedFailed(f"seed {seed} failed (exit code {code}); its folder: {folder}; {finished}; "
-                             f"no aggregate written")
-        per_seed[seed] = results
-    aggregate = report.seed_aggregate(per_seed, {seed: f"seed-{seed}" for seed in per_seed})
-    aggregate = {"task": task_class.name, "preset": options.preset,
-                 "command": typed_command(), "date": now(),
-                 **{k: v for k, v in aggregate.items() if k not in ("task", "preset")},
-                 "config": config.to_dict(), "hardware": report.hardware()}
-    atomic_write_json(aggregate_path, aggregate)
+    try:
+        for index, seed in enumerate(config.seeds, 1):
+            folder = series / f"seed-{seed}"
+            print(f"== seed {seed} ({index}/{len(config.seeds)}) → {folder}", flush=True)
+            code = runner(seed_command(task_class, options, workdir, seed, series))
+            results = previous_results(folder / "results.json")
+            if code != 0 or not results:
+                kept = " (the finished series in WORKDIR was kept unchanged)" if staging.has_finished_run else ""
+                finished = (f"finished seeds {list(per_seed)} wait in {series} for a re-run" if per_seed
+                            else "no seed finished")
+                raise SeedFailed(f"seed {seed} failed (exit code {code}); its folder: {folder}; {finished}; "
+                                 f"no aggregate written{kept}")
+            # Its results.json names the seed folder's final place in WORKDIR.
+            per_seed[seed] = staging.final_path(results)
+            atomic_write_json(folder / "results.json", per_seed[seed])
+        aggregate = report.seed_aggregate(per_seed, {seed: f"seed-{seed}" for seed in per_seed})
+        aggregate = {"task": task_class.name, "preset": options.preset,
+                     "command": typed_command(), "date": now(),
+                     **{k: v for k, v in aggregate.items() if k not in ("task", "preset")},
+                     "config": config.to_dict(), "hardware": report.hardware()}
+        atomic_write_json(series / "results.json", aggregate)
+        staging.commit()
+    except BaseException:
+        staging.abandon(keep=True)  # seed folders that finished or were interrupted wait there for a re-run
+        raise
     if "metrics" in aggregate:
         title = f"{task_class.name} ({options.preset}), seeds {list(config.seeds)} → {aggregate_path}"
         print(report.format_seed_summary(aggregate, title=title))

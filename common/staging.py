@@ -16,8 +16,11 @@ and deleted. Each step is a rename within one file system. ``recover`` (run befo
 run that holds the lock) finishes a swap cut short: .previous.done → delete it (the new run was in place);
 .previous → move the entries already swapped in back into .staging and the finished run's back into WORKDIR.
 
-A run without the train step (``--steps evaluate,export``) first gets the finished run's entries in its staging
-folder as hard links (a copy where links are impossible): evaluate and export read the checkpoints from there,
+A ``--set seeds=...`` series stages as one run: its seed-N folders (each an ordinary run folder, staged within) and
+its aggregate results.json are swapped in together, so a failed series leaves the finished one as it was.
+
+A run without the train step (``--steps evaluate,export``, or a bench) first gets the finished run's entries in its
+staging folder as hard links (a copy where links are impossible): evaluate and export read the checkpoints from there,
 and every file the suite writes is written whole to a temporary name and renamed over its target
 (common.io), which never changes the linked original.
 """
@@ -103,12 +106,16 @@ class Staging:
     def has_finished_run(self) -> bool:
         return bool(run_entries(self.workdir))
 
-    def prepare(self, train: bool) -> Path:
+    def prepare(self, train: bool, series: bool = False) -> Path:
         """Makes the staging folder: kept as it is when a train step finds an interrupted run's state there
         (prepare_run then resumes it or starts afresh), else emptied; without train, seeded with the finished
-        run's entries. Returns the folder the steps write to."""
+        run's entries. A ``series`` (``--set seeds=...``) stages its seed-N folders here, each an ordinary run
+        folder with its own staging: an interrupted series keeps them. Returns the folder the steps write to."""
         recover(self.workdir)
-        keep = train and resumable(self.folder)
+        if series:
+            keep = train and self.folder.is_dir() and any(p.name.startswith("seed-") for p in self.folder.iterdir())
+        else:
+            keep = train and resumable(self.folder)
         if self.folder.exists() and not keep:
             shutil.rmtree(self.folder)
         self.folder.mkdir(exist_ok=True)

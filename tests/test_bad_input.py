@@ -319,3 +319,56 @@ def test_pairs_with_an_empty_target_are_dropped_with_a_warning_and_all_empty_is_
     with pytest.raises(DataError, match=r"spa.txt: every one of its 2 pairs has an empty side \(2 with an empty "
                                         r"target; first at line 1\); expected 'source<TAB>target'"):
         read_pairs(path)
+
+
+# --- sizes are checked before anything is allocated (common.sizes) -------------------------------------------------
+@pytest.mark.parametrize("task, key", [("language_model", "sequence_length"), ("acceleration", "lstm_units"),
+                                       ("sentiment", "batch_size")])
+def test_a_size_no_machine_holds_is_one_error_line_naming_the_key_before_anything_runs(tmp_path, task, key):
+    result = run_cli(task, "--workdir", str(tmp_path / "w"), "--set", f"{key}=100000000", timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {key}=100000000: a run with these sizes needs about")
+    assert f"expected a smaller {key}" in errors[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "w").exists()  # refused before WORKDIR, data or model
+
+
+def test_the_size_estimate_passes_every_preset_and_blames_the_key_that_breaks_it():
+    import tasks
+    from common.sizes import check_sizes, estimate_bytes, sizes
+
+    for name in tasks.TASK_NAMES:
+        config_class = tasks.load_config(name)
+        for preset in ("default", *config_class.PRESETS):
+            config = config_class.from_preset(preset)
+            assert estimate_bytes(sizes(config)) < 4 * 2**30, (name, preset)  # shipped presets fit a small machine
+            check_sizes(config, memory=4 * 2**30)
+    config = tasks.load_config("translation").from_preset("default", ["batch_size=300000", "lstm_units=512"])
+    with pytest.raises(ConfigError, match=r"^batch_size=300000: .* more than this machine's 4.0 GiB; expected a "
+                                          r"smaller batch_size \(its default is 32\)"):
+        check_sizes(config, memory=4 * 2**30)
+    check_sizes(config, memory=0)  # a machine whose memory cannot be read is not checked
+
+
+def test_a_failed_first_run_leaves_no_half_made_workdir_and_an_old_one_stays(tmp_path, monkeypatch):
+    import argparse
+
+    from common import runner
+    from tasks.acceleration.task import TASK
+
+    def fails_after_writing_data(task_class, options, action, config, workdir):
+        (workdir / "data").mkdir()
+        (workdir / "data" / "signal.npy").write_bytes(b"synthetic")  # as the synthetic default writes it first
+        raise DataError("the signal is all zeros")
+
+    monkeypatch.setattr(runner, "run_in", fails_after_writing_data)
+    config = TASK.Config.from_preset("tiny")
+    for workdir in (tmp_path / "new", tmp_path / "old"):
+        if workdir.name == "old":
+            workdir.mkdir()
+            (workdir / "notes.txt").write_text("mine")
+        options = argparse.Namespace(data_dir=None, download=False, workdir=workdir, preset="tiny")
+        with pytest.raises(DataError):
+            runner.run(TASK, options, "run", config)
+    assert not (tmp_path / "new").exists()
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["data", "notes.txt"]  # not this run's to remove

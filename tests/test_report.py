@@ -75,6 +75,7 @@ def fake_runner(command):
 options = argparse.Namespace(preset="tiny", data_dir=None, download=False, overrides=["seeds=SEEDS"],
                              steps="train,evaluate,export")
 config = BaseConfig.from_preset("default", ["seeds=SEEDS"])
+pathlib.Path(WORKDIR).mkdir(parents=True, exist_ok=True)  # as runner.run makes it
 try:
     runner.run_seeds(Task, options, config, pathlib.Path(WORKDIR), runner=fake_runner)
 except runner.SeedFailed as error:
@@ -103,11 +104,34 @@ def test_aggregate_keeps_every_numeric_metric_and_baseline_with_sample_std(tmp_p
     assert "model.accuracy" in result.stdout and "0.84, 0.85, 0.87" in result.stdout
 
 
-def test_a_failed_seed_names_itself_keeps_finished_folders_and_writes_no_aggregate(tmp_path):
-    result, workdir = _fake_seeds(tmp_path, {1: 0.84, 2: None, 3: 0.86})
-    assert "FAILED: seed 2 failed (exit code 1)" in result.stdout and str(workdir / "seed-2") in result.stdout
-    assert (workdir / "seed-1" / "results.json").exists() and not (workdir / "seed-3").exists()
-    assert not (workdir / "results.json").exists()
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".staging" not in p.relative_to(folder).parts}
+
+
+def test_a_failed_seed_names_itself_and_leaves_the_finished_series_byte_identical(tmp_path):
+    _, workdir = _fake_seeds(tmp_path, {1: 0.84, 2: 0.85})
+    finished = _files(workdir)
+    assert set(finished) == {"results.json", "seed-1/results.json", "seed-2/results.json"}
+
+    result, _ = _fake_seeds(tmp_path, {1: 0.9, 2: None, 3: 0.86})
+    staged = workdir / ".staging"
+    assert "FAILED: seed 2 failed (exit code 1)" in result.stdout and str(staged / "seed-2") in result.stdout
+    assert "finished series in WORKDIR was kept unchanged" in result.stdout
+    assert _files(workdir) == finished  # no seed folder replaced, the old aggregate still beside its seeds
+    assert (staged / "seed-1" / "results.json").exists() and not (staged / "seed-3").exists()
+
+    _fake_seeds(tmp_path, {1: 0.9, 2: 0.8, 3: 0.86})  # the re-run finishes: the new series replaces the old
+    aggregate = json.loads((workdir / "results.json").read_text())
+    assert aggregate["seeds"] == [1, 2, 3] and aggregate["metrics"]["model"]["accuracy"]["values"] == [0.9, 0.8, 0.86]
+    assert not staged.exists()
+    assert set(_files(workdir)) == {"results.json", *(f"seed-{seed}/results.json" for seed in (1, 2, 3))}
+
+
+def test_a_first_failed_series_writes_no_aggregate(tmp_path):
+    result, workdir = _fake_seeds(tmp_path, {1: 0.84, 2: None})
+    assert "FAILED: seed 2 failed" in result.stdout and "kept unchanged" not in result.stdout
+    assert not (workdir / "results.json").exists() and not (workdir / "seed-1").exists()
 
 
 def test_bad_seeds_value_is_one_error_line(tmp_path):

@@ -202,6 +202,18 @@ def test_a_failed_re_run_keeps_the_finished_run_byte_identical(finished, tmp_pat
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]  # the kept run is still whole
 
 
+def test_a_failed_bench_keeps_the_finished_run_byte_identical(finished, tmp_path):
+    workdir, _ = finished
+    before = _tree(workdir)
+    zeros = tmp_path / "zeros.npy"  # refused when the bench fits its preprocessor, after it made its staging folder
+    np.save(zeros, np.zeros(24_000))
+    result = run_cli("acceleration", "bench", "--preset", "tiny", "--workdir", str(workdir), "--data-dir", str(zeros))
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].endswith(f"; the finished run in {workdir} was kept unchanged"), errors
+    assert _tree(workdir) == before and not (workdir / ".staging").exists() and not (workdir / ".lock").exists()
+
+
 def test_an_interrupted_staged_run_resumes_and_the_finished_run_stays(finished, caplog):
     from common import training
     from common.staging import Staging
