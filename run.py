@@ -10,7 +10,7 @@
     python run.py TASK bench [--preset ...] [--data-dir PATH] [--workdir DIR]
     python run.py TASK [run] ... --set seeds=1,2,3   (the run once per seed into WORKDIR/seed-N/, then mean ± std)
     python run.py report RUN_DIR [RUN_DIR ...] [--metric KEY] [--output FILE.md]   (published vs reproduced)
-    python run.py gpu-bench [--quick] [--tasks a,b] [--precisions p,q] [--output FILE.json]   (models, any backend)
+    python run.py gpu-bench [--quick] [--tasks a,b] [--precisions p,q] [--peer torch] [--output FILE.json]
 
 The full run writes WORKDIR/results.json (metrics, config, data facts, library versions, hardware,
 devices, wall time per step) and prints a results table. Usage errors (unknown task, unknown or

@@ -100,18 +100,23 @@ class BaseConfig:
     scale_learning_rate: bool = False  # multiply learning_rate by the number of replicas (linear scaling rule)
     learning_rate: float = 1e-3  # Adam step size unless the task says otherwise
     early_stopping_patience: int = 5  # epochs without validation improvement before stopping; 0 = never
-    # "default" = one device (GPU if TensorFlow sees one); "mirrored" = all GPUs, else all logical CPUs
+    # "default" = one device (GPU if TensorFlow sees one); "mirrored" = all GPUs, else all logical CPUs;
+    # "data_parallel" = KERAS_BACKEND=jax: every device of every process of a job (Keras' DataParallel)
     strategy: str = "default"
     logical_cpus: int = 0  # >1 splits the CPU into this many logical devices (to exercise "mirrored" without GPUs)
     precision: str = "float32"  # Keras dtype policy; "mixed_float16" on GPUs (outputs stay float32)
     jit_compile: bool = False  # XLA-compile the train/predict steps
+    # Training steps per call into the compiled step (Keras' steps_per_execution): N > 1 runs N batches per call,
+    # saving per-step dispatch, but per-batch callbacks (the NaN guard, a per-step learning-rate schedule) then see
+    # every Nth batch; 1 was as fast as 4 or 16 on 2 CPU cores (tasks/acceleration/README.md, "Speed")
+    steps_per_execution: int = 1
     tensorboard: bool = True  # write TensorBoard logs under WORKDIR/logs/tensorboard
     reduce_lr_patience: int = 0  # epochs without validation improvement before halving the learning rate; 0 = never
     # Keras fit verbosity: 1 = progress bar, 2 = one line per epoch; -1 = bar on a terminal, lines otherwise
     verbose: int = -1
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
-        "strategy": ("default", "mirrored"),
+        "strategy": ("default", "mirrored", "data_parallel"),
         "precision": ("float32", "mixed_float16", "mixed_bfloat16"),
     }
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
@@ -129,6 +134,9 @@ class BaseConfig:
         for key, value in (("epochs", self.epochs), ("batch_size", self.batch_size)):
             if value < 1:
                 raise ConfigError(f"{key}={value} must be at least 1")
+        if self.steps_per_execution < 1:
+            raise ConfigError(f"steps_per_execution={self.steps_per_execution} must be at least 1 (training steps "
+                              "per call into the compiled step)")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate={self.learning_rate} must be positive")
         if len(set(self.seeds)) != len(self.seeds) or any(seed < 0 for seed in self.seeds):

@@ -11,10 +11,11 @@ from common.config import BaseConfig
 
 
 def replicas_in_sync() -> int:
-    """Replicas of the TensorFlow distribution strategy in scope; 1 on the other backends, where the suite
-    trains on one device."""
+    """Replicas of the TensorFlow distribution strategy in scope; on the other backends, the devices of the Keras
+    distribution set (strategy=data_parallel under JAX), else 1."""
     if keras.backend.backend() != "tensorflow":
-        return 1
+        distribution = keras.distribution.distribution()
+        return int(distribution.device_mesh.devices.size) if distribution is not None else 1
     import tensorflow as tf  # already imported by Keras on this backend
 
     return tf.distribute.get_strategy().num_replicas_in_sync
@@ -32,13 +33,15 @@ def compile_model(model: keras.Model, config: BaseConfig, loss, metrics=(), opti
 
     ``config.jit_compile`` chooses XLA for TensorFlow's graph (off by default: TensorFlow's cuDNN LSTM kernel does
     not run under XLA). On JAX there is no graph without XLA: jit_compile=False would run every training step
-    eagerly, op by op (1.9 s vs 3.5 ms per acceleration step on CPU), so JAX always compiles ("auto")."""
+    eagerly, op by op (1.9 s vs 3.5 ms per acceleration step on CPU), so JAX always compiles ("auto").
+    ``config.steps_per_execution`` batches run per call into the compiled step (see BaseConfig)."""
     if optimizer is None:
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate(config))
     if keras.backend.backend() == "jax" and keras.mixed_precision.dtype_policy().compute_dtype != "float32":
         lstms_off_cudnn(model)
     jit_compile = config.jit_compile if keras.backend.backend() == "tensorflow" else "auto"
-    model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics), jit_compile=jit_compile)
+    model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics), jit_compile=jit_compile,
+                  steps_per_execution=config.steps_per_execution)
     return model
 
 

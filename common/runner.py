@@ -31,7 +31,29 @@ def configure_logging() -> None:
 
 
 def run(task_class, options: argparse.Namespace, action: str, config) -> dict:
-    """``run.py TASK [run|bench]``: ``options`` and ``config`` as run.parse_command checked them. Checks the paths
+    """``run.py TASK [run|bench]``: one process's part of the run. Under ``--set strategy=data_parallel`` with
+    Keras' KERAS_DISTRIBUTION_* variables it first joins the job (common.distribution): process 0 runs the steps
+    into WORKDIR as a single run does, the others train beside it and write nothing there."""
+    from common import distribution
+
+    distribution.check(config, action, getattr(options, "steps", "train"))  # bench has no --steps
+    job = distribution.start(config)
+    if not job.several:
+        return _run_here(task_class, options, action, config)
+    try:
+        if not job.writer:
+            workdir = (options.workdir or Path("runs") / task_class.name).resolve()
+            return distribution.follow(task_class, options, config, workdir)
+        results = _run_here(task_class, options, action, config)
+        distribution.announce_done()
+        return results
+    except BaseException as error:
+        distribution.record_failure(error)  # the other processes name this one; this one leaves the job at once
+        raise
+
+
+def _run_here(task_class, options: argparse.Namespace, action: str, config) -> dict:
+    """The run in this process: ``options`` and ``config`` as run.parse_command checked them. Checks the paths
     (the data exists, WORKDIR is a folder), then runs the steps once, or once per seed of ``--set seeds=...``."""
     if options.data_dir is not None and not options.data_dir.exists() and not options.download:
         from common.io import describe_missing_path
@@ -126,23 +148,10 @@ def run_in(task_class, options: argparse.Namespace, action: str, config, workdir
         print(report.format_table(results.get("figures", results), title=title))
         return results
 
+    # Under another backend than TensorFlow the export step runs in a child process with the TensorFlow backend
+    # (common.distribution.export_in_child): the SavedModel graph is TensorFlow's, the checkpoint and the fitted
+    # preprocessor are backend-neutral files.
     steps = parse_steps(options.steps)
-    import keras
-
-    deferred_export = None
-    if "export" in steps and keras.backend.backend() != "tensorflow":
-        # The SavedModel graph (preprocessing, decoders) is TensorFlow; the checkpoint and the fitted preprocessor
-        # are backend-neutral files, so the TensorFlow backend exports what another backend trained.
-        steps.remove("export")
-        deferred_export = ["KERAS_BACKEND=tensorflow", "python", "run.py", task.name, "--preset", options.preset,
-                           "--workdir", str(workdir), "--steps", "evaluate,export",
-                           *(["--data-dir", str(options.data_dir)] if options.data_dir is not None else []),
-                           *[part for override in options.overrides for part in ("--set", override)]]
-        logging.getLogger("run").warning("Keras backend %r: the export step is left to the TensorFlow backend "
-                                         "(command printed at the end)", keras.backend.backend())
-        if not steps:
-            raise UsageError("--steps export needs the TensorFlow backend: " + shlex.join(deferred_export))
-
     train = "train" in steps
     try:
         results = _run_steps(task, options, config, steps, staging.prepare(train=train))
@@ -169,9 +178,6 @@ def run_in(task_class, options: argparse.Namespace, action: str, config, workdir
         print(line)
     if "export" in results:
         print("try the exported model: python " + shlex.join(results["export"]["predict_example"]))
-    if deferred_export:
-        print(f"export: the SavedModel is written by the TensorFlow backend (this run used "
-              f"{keras.backend.backend()!r}): " + shlex.join(deferred_export))
     return results
 
 
@@ -191,7 +197,9 @@ def _say_finished_run_kept(error: Exception, workdir: Path) -> None:
 
 def _run_steps(task, options: argparse.Namespace, config, steps: list[str], workdir: Path) -> dict:
     """The steps of one run, all writing under ``workdir`` (the staging folder); returns results.json's dict."""
-    from common import export, report, training
+    import keras
+
+    from common import distribution, export, report, training
     from common.preprocessor import preprocessor_dir
 
     seconds: dict[str, float] = {}
@@ -212,10 +220,12 @@ def _run_steps(task, options: argparse.Namespace, config, steps: list[str], work
     preprocessor_folder = preprocessor_dir(workdir)
     if "train" in steps:
         start = time.perf_counter()
-        with strategy.scope():  # encoder pretraining and feature caching run on the strategy's devices too
+        with training.preprocessing_scope(strategy):  # encoder pretraining, feature caching: the strategy's devices
             preprocessor, resumed = training.fitted_preprocessor(task, data, workdir, options.data_dir)
         if not resumed:
             seconds["fit_preprocessor"] = time.perf_counter() - start
+        distribution.announce_ready(resumed)  # a job's other processes read the preprocessor now
+        training.reseed(config)
         start = time.perf_counter()
         with strategy.scope():
             model = task.build_model(data, preprocessor)
@@ -229,6 +239,7 @@ def _run_steps(task, options: argparse.Namespace, config, steps: list[str], work
         if "training" in previous:
             # Keep the record of how the evaluated model was trained (an earlier invocation's train step).
             results["training"] = {**previous["training"], "from_earlier_run": previous.get("date")}
+    model = distribution.local_model(model, workdir)  # data_parallel: process 0 evaluates alone, on one device
     results["model"] = training.model_report(model)
     if results["model"]["jit_compile"]["requested"] and not results["model"]["jit_compile"]["effective"]:
         logging.getLogger("run").warning("jit_compile=true is not in effect: the LSTMs take cuDNN's kernel, which "
@@ -239,9 +250,13 @@ def _run_steps(task, options: argparse.Namespace, config, steps: list[str], work
         seconds["evaluate"] = time.perf_counter() - start
     if "export" in steps:
         start = time.perf_counter()
-        results["export"] = export.export_task(task, model, preprocessor, data, workdir / "export")
-        # Inputs a user can try the exported model on at once (README's predict examples use them).
-        samples = task.write_samples(data, workdir / "samples")
+        if keras.backend.backend() == "tensorflow":
+            results["export"] = export.export_task(task, model, preprocessor, data, workdir / "export")
+            # Inputs a user can try the exported model on at once (README's predict examples use them).
+            samples = task.write_samples(data, workdir / "samples")
+        else:
+            results["export"] = distribution.export_in_child(task, options, workdir)
+            samples = results["export"].pop("samples")
         results["export"]["predict_example"] = ["run.py", task.name, "predict", "--model", str(workdir / "export"),
                                                 *samples]
         seconds["export"] = time.perf_counter() - start
@@ -249,7 +264,8 @@ def _run_steps(task, options: argparse.Namespace, config, steps: list[str], work
     results["versions"] = report.versions(task.extra_packages)
     results["hardware"] = report.hardware()
     results["devices"] = {**training.device_report(), "strategy": config.strategy,
-                          "replicas": strategy.num_replicas_in_sync}
+                          "replicas": strategy.num_replicas_in_sync,
+                          "distribution": distribution.report(config, strategy)}
     return results
 
 

@@ -24,10 +24,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from common.callbacks import EpochTimer
+from common.callbacks import ArrayBackupAndRestore, EpochTensorBoard, EpochTimer, fill_keras_saving_cache
 from common.config import BaseConfig
 from common.errors import TrainingDiverged
-from common.optimization import compile_model, learning_rate  # noqa: F401  (the tasks call them from here)
+from common.optimization import compile_model, learning_rate, replicas_in_sync  # noqa: F401  (tasks call them here)
 from common.io import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,29 @@ def setup(config: BaseConfig) -> None:
     keras.mixed_precision.set_dtype_policy(config.precision)
 
 
-def make_strategy(config: BaseConfig) -> tf.distribute.Strategy:
+def reseed(config: BaseConfig) -> None:
+    """Seeds again right before the model is built under strategy=data_parallel: process 0 fits the preprocessor
+    (drawing random numbers) while the other processes of a job read it, and every process must then draw the same
+    initial weights and the same shuffles (JAX refuses replicated values that differ between processes)."""
+    if config.strategy == "data_parallel":
+        keras.utils.set_random_seed(config.seed)
+
+
+def preprocessing_scope(strategy):
+    """Where the train step fits the preprocessor: in a TensorFlow strategy's scope (encoder pretraining and feature
+    caching use its devices too); outside a data_parallel job's distribution, since process 0 fits it alone."""
+    import contextlib
+
+    return contextlib.nullcontext() if type(strategy).__module__ == "common.distribution" else strategy.scope()
+
+
+def make_strategy(config: BaseConfig):
+    """The strategy of ``config.strategy``: TensorFlow's (default, mirrored), or for data_parallel the job's
+    ``keras.distribution.DataParallel`` (common.distribution; its ``scope()`` and ``num_replicas_in_sync``)."""
+    if config.strategy == "data_parallel":
+        from common import distribution
+
+        return distribution.Strategy(distribution.job())
     if config.strategy == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -165,6 +187,7 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
     def save_best(self, model: keras.Model, value: float, epoch: int) -> None:
         """Writes ``model`` as the best so far (model first, then its JSON record; both atomic)."""
         self.best = value
+        fill_keras_saving_cache()  # a third less time in model.save (see common/callbacks.py)
         with atomic_path(self.path, suffix=".keras") as temporary:
             model.save(temporary)
         atomic_write_json(self.state_path, {"monitor": self.monitor, "value": value, "epoch": epoch})
@@ -213,10 +236,14 @@ def best_checkpoint_path(workdir: Path) -> Path:
 
 
 def default_callbacks(config: BaseConfig, workdir: Path, monitor: str = "val_loss", mode: str = "min") -> list:
+    from common import distribution
+
     workdir = Path(workdir)
+    backup = keras.callbacks.BackupAndRestore(backup_dir=str(workdir / "backup"), double_checkpoint=True)
     callbacks: list = [
-        # First, so that a kill in a later callback still finds this epoch backed up.
-        keras.callbacks.BackupAndRestore(backup_dir=str(workdir / "backup"), double_checkpoint=True),
+        # First, so that a kill in a later callback still finds this epoch backed up. In a job of several processes
+        # every process restores process 0's backup, and each saves its own copy.
+        distribution.job_backup(backup, distribution.writer_folder(workdir) / "backup"),
         AtomicBestCheckpoint(best_checkpoint_path(workdir), monitor=monitor, mode=mode),
         EpochCSVLogger(str(workdir / "logs" / "training.csv"), append=True),
         StopOnNonFiniteLoss(),
@@ -233,14 +260,14 @@ def default_callbacks(config: BaseConfig, workdir: Path, monitor: str = "val_los
                                               patience=config.reduce_lr_patience)
         )
     if config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(workdir / "logs" / "tensorboard")))
+        callbacks.append(EpochTensorBoard(log_dir=str(workdir / "logs" / "tensorboard")))
     return callbacks
 
 
 # Fields that may change between an interrupted run and its resumption (they do not change what
 # the saved weights and optimizer state mean).
 _RESUMABLE_CHANGES = frozenset({"epochs", "verbose", "tensorboard", "early_stopping_patience", "reduce_lr_patience",
-                                "logged_examples", "seeds"})
+                                "logged_examples", "seeds", "steps_per_execution"})
 
 
 def _fingerprint(config: BaseConfig) -> str:
@@ -487,7 +514,16 @@ def fit(
         logger.info("MirroredStrategy over %d replicas: batches trimmed to multiples of %d", replicas, replicas)
         train = _even_batches(train, replicas)
         validation = _even_batches(validation, replicas)
+    from common import distribution
+
+    job = distribution.job()
+    if job.kind == "data_parallel":
+        # Each process feeds its slice of every global batch (per-process batch = batch_size / processes).
+        train = distribution.process_slices(train, job)
+        validation = distribution.process_slices(validation, job)
     resumed = prepare_run(workdir, config)
+    if not job.writer:
+        resumed = distribution.job_resumed()  # process 0's decision (this process's own folder is a scratch one)
     timer = EpochTimer()
     callbacks = default_callbacks(config, workdir, monitor, mode) + [timer] + list(extra_callbacks or [])
     checkpoint = next(c for c in callbacks if isinstance(c, AtomicBestCheckpoint))
@@ -500,7 +536,8 @@ def fit(
     else:
         initial_path.unlink(missing_ok=True)
     if initial_candidate and not resumed:
-        scores = model.evaluate(validation, return_dict=True, verbose=0)  # one pass, logged below
+        with distribution.scope():
+            scores = model.evaluate(validation, return_dict=True, verbose=0)  # one pass, logged below
         key = monitor[len("val_"):] if monitor.startswith("val_") else monitor
         if key not in scores:
             raise KeyError(f"initial_candidate monitors {monitor!r}, but evaluate() returned only {sorted(scores)}")
@@ -510,10 +547,17 @@ def fit(
         logger.info("Initial model: %s = %.6g (kept as the best until an epoch beats it)", monitor, initial)
     start = time.perf_counter()
     # shuffle=False: the tf.data pipelines shuffle examples themselves (before batching).
-    history = model.fit(
-        train, validation_data=validation, epochs=config.epochs, callbacks=callbacks,
-        verbose=verbosity(config), shuffle=False,
-    )
+    try:
+        with distribution.scope():
+            history = model.fit(
+                train, validation_data=validation, epochs=config.epochs, callbacks=callbacks,
+                verbose=verbosity(config), shuffle=False,
+            )
+    except Exception as error:
+        named = distribution.lost(error)  # a collective failed: name the process that stopped
+        if named is error:
+            raise
+        raise named from error
     seconds = time.perf_counter() - start
     guard = next(c for c in callbacks if isinstance(c, StopOnNonFiniteLoss))
     if guard.diverged_at is not None:
@@ -523,11 +567,14 @@ def fit(
             f"learning_rate={config.learning_rate:g}; nothing was exported. Try a smaller learning_rate "
             f"(--set learning_rate=...); logs are in {workdir / 'logs'}"
         )
-    best_path = best_checkpoint_path(workdir)
+    distribution.sync("best checkpoint written")  # process 0 writes it; every process restores the same one
+    best_path = best_checkpoint_path(distribution.writer_folder(workdir))
     if best_path.exists():
         # The best epoch may predate a resume, so restore from disk rather than from memory.
         best = keras.saving.load_model(best_path, compile=False)
         model.set_weights(best.get_weights())
+    if job.kind == "data_parallel":
+        distribution.check_same_weights(model)
     epochs_run = len(history.history.get("loss", []))
     best_state = json.loads(checkpoint.state_path.read_text()) if checkpoint.state_path.exists() else {}
     _plot_learning_curves(workdir / "logs" / "training.csv", workdir / "learning_curves.png", monitor, initial,
@@ -543,6 +590,7 @@ def fit(
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
         "seconds": seconds,
         "seconds_per_epoch": (sum(timer.seconds) / len(timer.seconds)) if timer.seconds else None,
+        "seconds_each_epoch": [float(s) for s in timer.seconds],  # the first includes compilation
     }
 
 

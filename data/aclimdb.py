@@ -11,8 +11,17 @@
                                        lower-cased and without punctuation (the npz is tokenised)
 
 Every reader returns a :class:`ReviewCorpus` of plain :class:`Review` records (label 1 = positive,
-0 = negative). A missing ``test`` split is not an error (the shared real data has only ``train``):
-the corpus then has no "test" key and ``notes`` says so. Every problem is a ``data.DataError`` whose
+0 = negative). aclImdb holds at most 30 reviews per movie, and its reviews of one movie are correlated,
+so each review of an aclImdb folder or archive carries its movie as ``group``: the IMDb title of
+``{split}/urls_{pos,neg}.txt`` (line N = the movie of the review with id N, the ``<id>`` of its file
+name). Without those files (e.g. an archive repacked without them) the group is a block of
+``ID_BLOCK`` consecutive ids of one label folder: aclImdb numbers a movie's reviews consecutively
+(the urls files show it), so such a block keeps almost every movie whole, though the same movie's
+reviews in the other label folder may land in another block; ``notes`` says which grouping was used.
+tensorflow-datasets and imdb.npz have neither, and their reviews have no group (None).
+
+A missing ``test`` split is not an error (the shared real data has only ``train``): the corpus then has
+no "test" key and ``notes`` says so. Every problem is a ``data.DataError`` whose
 message names the file (and member, array or row) and what was expected.
 """
 
@@ -23,6 +32,7 @@ import io
 import json
 import os
 import pickle
+import re
 import tarfile
 import zipfile
 from pathlib import Path
@@ -36,6 +46,10 @@ SPLITS = ("train", "test")
 LABELS = {"neg": 0, "pos": 1}
 IGNORED_LABEL_FOLDERS = ("unsup",)  # unlabelled reviews of aclImdb/train
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+URLS_FILES = {label: f"urls_{label}.txt" for label in LABELS}  # per split folder: line N = movie of review id N
+ID_BLOCK = 500  # consecutive ids of one label folder that stand in for movies when the urls files are missing
+_FILE_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")  # aclImdb's <id>_<rating>.txt
+_TITLE = re.compile(r"/title/(tt\d+)")  # an IMDb movie page URL → its title id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +57,10 @@ class Review:
     text: str
     label: int  # 1 = positive, 0 = negative
     source: str  # file path, "archive:member", or "imdb.npz:x_train[17]": where an error points
+    # The movie reviewed ("tt0453418" from the urls files), a stand-in block of ids ("pos ids 500-999") when
+    # they are missing, or None when the source has no ids (tfds, imdb.npz): a split by group keeps a
+    # movie's reviews on one side.
+    group: str | None = None
 
 
 @dataclasses.dataclass
@@ -142,12 +160,59 @@ def _check_label_folder(name: str, where: str) -> None:
         )
 
 
-def _finish(found: dict[str, dict[str, list[Review]]], source: Path, form: str) -> ReviewCorpus:
+def _read_urls(data: bytes, where: str) -> list[str]:
+    """One IMDb title id per line of a ``urls_{pos,neg}.txt`` (line N = review id N)."""
+    titles = []
+    for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines()):
+        match = _TITLE.search(line)
+        if match is None:
+            raise DataError(f"{where}: line {number + 1} is {line[:80]!r}; expected an IMDb movie URL such as "
+                            f"http://www.imdb.com/title/tt0453418/usercomments")
+        titles.append(match.group(1))
+    return titles
+
+
+def _with_groups(
+    found: dict[str, dict[str, list[Review]]], urls: dict[tuple[str, str], tuple[list[str], str]], source: Path
+) -> list[str]:
+    """Sets each aclImdb review's ``group`` (its movie, from ``urls[(split, label)]`` = (titles, where)), or a
+    block of ids when a split has no urls files; returns notes saying which."""
+    notes = []
+    for split, labels in found.items():
+        have_urls = all((split, label) in urls for label in labels)
+        if not have_urls:
+            notes.append(f"no {split}/urls_pos.txt and urls_neg.txt in {source}: reviews grouped by blocks of "
+                         f"{ID_BLOCK} consecutive ids instead of by movie")
+        for label, reviews in labels.items():
+            grouped = []
+            for review in reviews:
+                name = review.source.replace("\\", "/").rsplit("/", 1)[-1]
+                match = _FILE_NAME.match(name)
+                if match is None:
+                    grouped.append(review)  # not an <id>_<rating>.txt name: no id, no group
+                    continue
+                review_id = int(match.group(1))
+                if have_urls:
+                    titles, where = urls[(split, label)]
+                    if review_id >= len(titles):
+                        raise DataError(f"{where}: has {len(titles)} lines but {review.source} has id {review_id}; "
+                                        f"expected a line (a movie URL) for every review id")
+                    group = titles[review_id]
+                else:
+                    start = review_id // ID_BLOCK * ID_BLOCK
+                    group = f"{label} ids {start}-{start + ID_BLOCK - 1}"
+                grouped.append(dataclasses.replace(review, group=group))
+            labels[label] = grouped
+    return notes
+
+
+def _finish(found: dict[str, dict[str, list[Review]]], source: Path, form: str,
+            group_notes: list[str] = ()) -> ReviewCorpus:
     """Checks that train exists with both labels, and that every split present has both labels."""
     if "train" not in found:
         present = sorted(found) or "none"
         raise DataError(f"{source}: no train split (splits found: {present}); expected train/pos and train/neg")
-    notes = []
+    notes = list(group_notes)
     splits: dict[str, list[Review]] = {}
     for split in SPLITS:
         if split not in found:
@@ -169,12 +234,17 @@ def read_aclimdb_folder(root: str | Path) -> ReviewCorpus:
     if not root.is_dir():
         raise DataError(f"{root}: not a folder; expected the aclImdb folder with train/ (and test/)")
     found: dict[str, dict[str, list[Review]]] = {}
+    urls: dict[tuple[str, str], tuple[list[str], str]] = {}
     for split in SPLITS:
         split_dir = root / split
         if not split_dir.is_dir():
             continue
         found[split] = {}
-        # Files at this level (labeledBow.feat, urls_pos.txt in the official archive) are not reviews.
+        for label, name in URLS_FILES.items():
+            if (split_dir / name).is_file():
+                urls[(split, label)] = (_read_urls((split_dir / name).read_bytes(), str(split_dir / name)),
+                                        str(split_dir / name))
+        # Other files at this level (labeledBow.feat in the official archive) are not reviews.
         for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
             _check_label_folder(label_dir.name, str(label_dir))
             if label_dir.name not in LABELS:
@@ -183,7 +253,8 @@ def read_aclimdb_folder(root: str | Path) -> ReviewCorpus:
                 Review(text=_decode(file.read_bytes(), str(file)), label=LABELS[label_dir.name], source=str(file))
                 for file in sorted(label_dir.glob("*.txt"))
             ]
-    return _finish(found, root, "aclImdb folder")
+    notes = _with_groups(found, urls, root)
+    return _finish(found, root, "aclImdb folder", notes)
 
 
 def _archive_parts(name: str) -> list[str] | None:
@@ -200,6 +271,7 @@ def read_aclimdb_archive(path: str | Path) -> ReviewCorpus:
     """Reads the aclImdb layout straight from a tar archive (gzip or not), in one pass."""
     path = Path(path)
     found: dict[str, dict[str, list[Review]]] = {}
+    urls: dict[tuple[str, str], tuple[list[str], str]] = {}
     try:
         archive = tarfile.open(path, mode="r:*")
     except (tarfile.TarError, OSError) as error:
@@ -217,7 +289,11 @@ def read_aclimdb_archive(path: str | Path) -> ReviewCorpus:
                 if len(parts) < 2:
                     continue
                 if len(parts) == 2 and not member.isdir():
-                    continue  # split-level files such as labeledBow.feat
+                    label = next((label for label, name in URLS_FILES.items() if parts[1] == name), None)
+                    if label is not None and member.isfile():
+                        where = f"{path}:{member.name}"
+                        urls[(split, label)] = (_read_urls(archive.extractfile(member).read(), where), where)
+                    continue  # other split-level files such as labeledBow.feat
                 label = parts[1]
                 where = f"{path}:{member.name}"
                 _check_label_folder(label, where)
@@ -229,7 +305,8 @@ def read_aclimdb_archive(path: str | Path) -> ReviewCorpus:
                 )
         except (tarfile.TarError, EOFError, OSError) as error:
             raise DataError(f"{path}: damaged archive ({error}); expected a complete tar archive") from None
-    return _finish(found, path, "aclImdb archive")
+    notes = _with_groups({split: labels for split, labels in found.items() if labels}, urls, path)
+    return _finish(found, path, "aclImdb archive", notes)
 
 
 # --- tensorflow-datasets imdb_reviews ---------------------------------------------------------------

@@ -53,7 +53,8 @@ def environment_check() -> str:
 
     lines = [f"python {sys.version.split()[0]} ({sys.executable})"]
     missing = []
-    for package in ("tensorflow", "keras", "tensorflow-datasets", "pycocotools", "pycocoevalcap", "sacrebleu", "nltk"):
+    for package in ("tensorflow", "keras", "tensorflow-datasets", "pycocotools", "pycocoevalcap", "sacrebleu",
+                    "scikit-learn", "nltk"):
         try:
             lines.append(f"{package} {importlib.metadata.version(package)}")
         except importlib.metadata.PackageNotFoundError:
@@ -198,6 +199,10 @@ def parse_gpu_bench(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--precisions", default=",".join(PRECISIONS),
                         help="comma list of Keras dtype policies to train under (float32 first: the ratios' base)")
     parser.add_argument("--output", type=Path, default=Path("gpu_bench.json"), help="results JSON (written atomically)")
+    parser.add_argument("--peer", choices=("torch",), default=None,
+                        help="also train each paper model's PyTorch twin (nn.LSTM, cuDNN on CUDA, packed sequences "
+                        "where Keras masks) on the same arrays: steps/s and examples/s side by side (skipped with a "
+                        "message where PyTorch is not installed)")
     parser.add_argument("--table", nargs="+", type=Path, metavar="RESULTS.json", default=None,
                         help="measure nothing: print the Markdown table of a GPU run's results [and a CPU run's]")
     options = parser.parse_args(argv)
@@ -217,6 +222,11 @@ def parse_gpu_bench(argv: list[str]) -> argparse.Namespace:
 
 def gpu_bench(options: argparse.Namespace) -> int:
     """``run.py gpu-bench``: runs the bench (or prints --table's Markdown); exit 1 when a task's bench failed."""
+    import os
+
+    if getattr(options, "peer", None) and not options.table:
+        # JAX takes 75% of the GPU's memory at its first op unless told not to; the PyTorch peer needs its share.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     from tasks import gpu_bench as bench
 
     if options.table:
@@ -229,7 +239,7 @@ def gpu_bench(options: argparse.Namespace) -> int:
 
     # Written after every task, so a run cut short keeps the tasks it finished.
     results = bench.run(options.tasks, options.quick, options.precisions,
-                        after_each=lambda so_far: atomic_write_json(options.output, so_far))
+                        after_each=lambda so_far: atomic_write_json(options.output, so_far), peer=options.peer)
     print(bench.format_rows(results))
     print(f"wrote {options.output}")
     return 1 if any("error" in row for row in results["tasks"].values()) else 0

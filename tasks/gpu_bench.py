@@ -60,6 +60,7 @@ class Workload:
     targets: np.ndarray
     batch_size: int
     decode: Callable[[keras.Model], tuple[Callable[[], Any], int]] | None = None  # → (call, sentences per call)
+    sizes: dict[str, int] = dataclasses.field(default_factory=dict)  # the stand-in data's sizes, for --peer torch
 
 
 def _tokens(rng: np.random.Generator, rows: int, length: int, vocabulary: int, first: int = 4) -> np.ndarray:
@@ -79,13 +80,15 @@ def _workload(name: str, config, rows: int, rng: np.random.Generator, small: boo
 
         return Workload(lambda: model_lib.build_model(config, mean=0.0, std=1.0),
                         rng.normal(size=(rows, WINDOW_STEPS, STEP_SAMPLES)).astype(np.float32),
-                        rng.normal(size=(rows, HORIZON)).astype(np.float32), config.batch_size)
+                        rng.normal(size=(rows, HORIZON)).astype(np.float32), config.batch_size,
+                        sizes={"step_samples": STEP_SAMPLES, "horizon": HORIZON})
     if name == "sentiment":
         def build():
             return compile_model(model_lib.build_model(config, config.max_tokens), config,
                                  loss="binary_crossentropy", metrics=["accuracy"])
         return Workload(build, _tokens(rng, rows, config.sequence_length, config.max_tokens, first=2),
-                        rng.integers(0, 2, size=(rows, 1)).astype(np.float32), config.batch_size)
+                        rng.integers(0, 2, size=(rows, 1)).astype(np.float32), config.batch_size,
+                        sizes={"vocabulary": config.max_tokens})
     if name == "translation":
         vocabulary = config.max_vocabulary
 
@@ -104,7 +107,8 @@ def _workload(name: str, config, rows: int, rng: np.random.Generator, small: boo
             return (lambda: translator.beam(batch, config.max_target_tokens, config.beam_width, config.length_penalty),
                     len(batch))
 
-        return Workload(build, {"source": source, "decoder_input": decoder_input}, targets, config.batch_size, decode)
+        return Workload(build, {"source": source, "decoder_input": decoder_input}, targets, config.batch_size, decode,
+                        sizes={"vocabulary": vocabulary})
     if name == "captioning":
         vocabulary, length = (500 if small else VOCABULARY[name]), config.max_caption_length + 1
 
@@ -121,7 +125,7 @@ def _workload(name: str, config, rows: int, rng: np.random.Generator, small: boo
             return lambda: generator.generate(batch, config.beam_width, config.length_penalty), len(batch)
 
         return Workload(build, {"image_features": features, "caption_tokens": targets}, targets, config.batch_size,
-                        decode)
+                        decode, sizes={"vocabulary": vocabulary, "feature_dim": feature_dim})
     if name == "vqa":
         vocabulary = (500 if small else VOCABULARY[name])
 
@@ -133,7 +137,7 @@ def _workload(name: str, config, rows: int, rng: np.random.Generator, small: boo
         answers = rng.dirichlet(np.ones(config.max_answers) * 0.05, size=rows).astype(np.float32)
         return Workload(build, {"image": rng.normal(size=(rows, feature_dim)).astype(np.float32),
                                 "question_tokens": _tokens(rng, rows, config.max_question_length, vocabulary)},
-                        answers, config.batch_size)
+                        answers, config.batch_size, sizes={"vocabulary": vocabulary, "feature_dim": feature_dim})
     if name == "language_model":
         vocabulary, length = (500 if small else VOCABULARY[name]), config.sequence_length
 
@@ -142,7 +146,7 @@ def _workload(name: str, config, rows: int, rng: np.random.Generator, small: boo
                                  optimizer=model_lib.optimizer(config, config.learning_rate))
 
         tokens = rng.integers(3, vocabulary, size=(rows, length + 1), dtype=np.int32)  # a running text: no padding
-        return Workload(build, tokens[:, :-1], tokens[:, 1:], config.batch_size)
+        return Workload(build, tokens[:, :-1], tokens[:, 1:], config.batch_size, sizes={"vocabulary": vocabulary})
     raise ValueError(f"gpu-bench has no workload for task {name!r}; expected one of {list(tasks.TASK_NAMES)}")
 
 
@@ -211,16 +215,36 @@ def _attempt(measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return {"error": f"{type(error).__name__}: {str(error)[:300]}"}
 
 
-def bench_task(name: str, quick: bool, precisions: tuple[str, ...] = PRECISIONS) -> dict[str, Any]:
+# The tiny presets' keys that size a model; with --peer, --quick builds the paper models at these sizes (the peers
+# are the paper models: the default recipes' attention, linear skip and bidirectional encoder have no peer).
+SIZE_KEYS = ("embedding_dim", "lstm_units", "units", "dense_units", "common_dim", "hidden_units", "max_tokens",
+             "sequence_length", "max_caption_length", "max_target_tokens", "batch_size")
+
+
+def bench_config(name: str, quick: bool, peer: str | None = None):
+    """The config gpu-bench builds ``name``'s model from: the ``paper`` preset; ``quick``: the ``tiny`` preset
+    (with ``peer``: the paper preset at the tiny preset's sizes), batch at most 8."""
+    config_class = tasks.load_config(name)
+    if not quick:
+        return config_class.from_preset("paper")
+    if peer is None:
+        config = config_class.from_preset("tiny")
+    else:
+        tiny = {key: value for key, value in config_class.PRESETS["tiny"].items() if key in SIZE_KEYS}
+        config = config_class.from_preset("paper", tiny)
+    return dataclasses.replace(config, batch_size=min(config.batch_size, 8))
+
+
+def bench_task(name: str, quick: bool, precisions: tuple[str, ...] = PRECISIONS,
+               peer: str | None = None) -> dict[str, Any]:
     """Training rows (and a decoding row where the task decodes) for one task's paper-sized model (``quick``: its
-    tiny preset, one mixed policy, 2 steps: a check that every path runs)."""
+    tiny preset, one mixed policy, 2 steps: a check that every path runs); ``peer="torch"``: also the PyTorch
+    peer's training row (tasks/gpu_bench_torch.py), right after the float32 row, on the same arrays."""
     precisions = PRECISIONS[:2] if quick else precisions
     seconds = 0.0 if quick else TIMED_SECONDS
-    config = tasks.load_config(name).from_preset("tiny" if quick else "paper")
+    config = bench_config(name, quick, peer)
     steps = 2 if quick else 20
     rng = np.random.default_rng(0)
-    if quick:
-        config = dataclasses.replace(config, batch_size=min(config.batch_size, 8))
     work = _workload(name, config, rows=steps * config.batch_size, rng=rng, small=quick)
     rows: dict[str, Any] = {"batch_size": config.batch_size, "steps_per_epoch": steps}
     decoded = None
@@ -231,6 +255,8 @@ def bench_task(name: str, quick: bool, precisions: tuple[str, ...] = PRECISIONS)
             rows[precision] = _attempt(lambda: _training_row(model, work, steps, seconds))
         if precision == "float32":
             decoded = model
+            if peer is not None:
+                rows["torch_peer"] = _attempt(lambda: _peer_row(name, config, work, seconds, rows["float32"]))
     keras.utils.set_random_seed(0)
     if _has_masks(decoded or work.build()):
         with _embeddings_without_mask():
@@ -245,6 +271,17 @@ def bench_task(name: str, quick: bool, precisions: tuple[str, ...] = PRECISIONS)
     return rows
 
 
+def _peer_row(name: str, config, work: Workload, seconds: float, suite: dict[str, Any]) -> dict[str, Any]:
+    """The PyTorch peer's training row, with ``suite_vs_peer``: the Keras float32 model's steps/s over the peer's
+    (> 1: the suite is faster)."""
+    from tasks import gpu_bench_torch
+
+    row = gpu_bench_torch.training_row(name, config, work.sizes, work.inputs, work.targets, seconds)
+    if suite.get("steps_per_second"):
+        row["suite_vs_peer"] = suite["steps_per_second"] / row["steps_per_second"]
+    return row
+
+
 def devices() -> dict[str, Any]:
     found = {"keras_backend": keras.backend.backend()}
     if found["keras_backend"] == "jax":
@@ -255,19 +292,27 @@ def devices() -> dict[str, Any]:
 
 
 def run(task_names: tuple[str, ...] = tasks.TASK_NAMES, quick: bool = False, precisions: tuple[str, ...] = PRECISIONS,
-        after_each: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        after_each: Callable[[dict[str, Any]], None] | None = None, peer: str | None = None) -> dict[str, Any]:
     """Every named task; a task that fails records its error instead of stopping the others. ``after_each`` gets
-    the results so far after every task (run.py writes them, so a run cut short keeps its finished tasks)."""
+    the results so far after every task (run.py writes them, so a run cut short keeps its finished tasks).
+    ``peer="torch"``: each task's PyTorch peer too, where PyTorch imports (else ``results["peer"]`` says why not)."""
     from common import report
 
     results: dict[str, Any] = {"devices": devices(), "hardware": report.hardware(), "quick": quick,
                                "precisions": list(precisions),
-                               "versions": report.versions(("keras", "jax", "jaxlib", "tensorflow", "numpy")),
+                               "versions": report.versions(("keras", "jax", "jaxlib", "tensorflow", "numpy", "torch")),
                                "tasks": {}}
+    if peer == "torch":
+        from tasks import gpu_bench_torch
+
+        missing = gpu_bench_torch.available()
+        results["peer"] = {"name": "torch", "skipped": missing} if missing else {"name": "torch",
+                                                                                  **gpu_bench_torch.facts()}
+        peer = None if missing else peer
     for name in task_names:
         start = time.perf_counter()
         try:
-            results["tasks"][name] = bench_task(name, quick, precisions)
+            results["tasks"][name] = bench_task(name, quick, precisions, peer)
         except Exception as error:  # noqa: BLE001  (one task's failure is a result, the others still run)
             results["tasks"][name] = {"error": f"{type(error).__name__}: {error}"}
         results["tasks"][name]["seconds"] = round(time.perf_counter() - start, 1)
@@ -279,6 +324,12 @@ def run(task_names: tuple[str, ...] = tasks.TASK_NAMES, quick: bool = False, pre
 def format_rows(results: dict[str, Any]) -> str:
     """One line per task and variant: steps/s (sentences/s for beam search), and the ratio to float32."""
     lines = [f"backend {results['devices']['keras_backend']} on {results['devices'].get('devices') or 'cpu'}"]
+    peer = results.get("peer") or {}
+    if peer.get("skipped"):
+        lines.append(f"--peer {peer['name']} skipped: {peer['skipped']}")
+    elif peer:
+        lines.append(f"peer: torch {peer.get('torch')} on {peer.get('gpu') or peer.get('device')}"
+                     + (f" (cuDNN {peer.get('cudnn')})" if peer.get("device") == "cuda" else ""))
     for name, rows in results["tasks"].items():
         if "error" in rows:
             lines.append(f"{name:<15} error: {rows['error']}")
@@ -287,6 +338,10 @@ def format_rows(results: dict[str, Any]) -> str:
         for variant, row in rows.items():
             if isinstance(row, dict) and "error" in row:
                 lines.append(f"{name:<15} {variant:<14} error: {row['error'][:150]}")
+            elif variant == "torch_peer":
+                lines.append(f"{name:<15} {variant:<14} {row['steps_per_second']:9.2f} steps/s  "
+                             f"{row['examples_per_second']:9.1f} examples/s  suite / peer "
+                             f"x{row.get('suite_vs_peer', float('nan')):5.2f}")
             elif isinstance(row, dict) and "steps_per_second" in row:
                 lines.append(f"{name:<15} {variant:<14} {row['steps_per_second']:9.2f} steps/s  "
                              f"x{row['steps_per_second'] / base:5.2f} vs float32  (first epoch "
@@ -329,4 +384,28 @@ def markdown(gpu: dict[str, Any], cpu: dict[str, Any] | None = None) -> str:
         cpu_beam = speed(cpu_rows, "beam_search", "sentences_per_second")
         cells.append("—" if not beam else f"{beam:,.0f}" + (f" / {cpu_beam:,.0f}" if cpu_beam else ""))
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" + peer_markdown(gpu)
+
+
+def peer_markdown(results: dict[str, Any]) -> str:
+    """The suite beside its PyTorch peer (a run with --peer torch): steps/s and examples/s of each, and suite /
+    peer (> 1: the suite is faster); empty for a run without peers."""
+    if not any("torch_peer" in rows for rows in results["tasks"].values()):
+        return ""
+    peer = results.get("peer") or {}
+    lines = ["", f"Beside PyTorch {peer.get('torch', '')} ({peer.get('gpu') or peer.get('device', '')}"
+             + (f", cuDNN {peer['cudnn']}" if peer.get("cudnn") else "") + "), float32, the same arrays and batch:",
+             "", "| task | batch | suite steps/s | suite examples/s | PyTorch peer steps/s | peer examples/s "
+             "| suite / peer |", "|---|---|---|---|---|---|---|"]
+    for name, rows in results["tasks"].items():
+        suite, twin = rows.get("float32") or {}, rows.get("torch_peer")
+        if twin is None:
+            continue
+        if "error" in twin or "error" in suite:
+            lines.append(f"| {name} | {rows.get('batch_size', '')} | error: {twin.get('error') or suite.get('error')} "
+                         "| | | | |")
+            continue
+        lines.append(f"| {name} | {rows['batch_size']} | {suite['steps_per_second']:.1f} | "
+                     f"{suite['examples_per_second']:,.0f} | {twin['steps_per_second']:.1f} | "
+                     f"{twin['examples_per_second']:,.0f} | ×{twin['suite_vs_peer']:.2f} |")
     return "\n".join(lines) + "\n"

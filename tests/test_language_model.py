@@ -7,12 +7,14 @@ import json
 import math
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from common import training
 from common.config import ConfigError
+from common.errors import TaskError
 from common.preprocessor import preprocessor_dir
 from conftest import run_cli
 from data import DataError
@@ -21,8 +23,8 @@ from data.synthetic import corpus as synthetic
 from tasks.language_model import model as model_lib
 from tasks.language_model.config import Config
 from tasks.language_model.ngram import KneserNey
-from tasks.language_model.pipeline import (BREAK_ID, PAD_ID, UNKNOWN_ID, Preprocessor, evaluation_windows,
-                                           windows)
+from tasks.language_model.pipeline import (BREAK_ID, PAD_ID, UNKNOWN_ID, Preprocessor,
+                                           carried_evaluation_windows, evaluation_windows, stream_windows, windows)
 from tasks.language_model.task import LanguageModelTask, TextData
 
 
@@ -207,6 +209,33 @@ def test_evaluation_windows_score_every_target_once_with_context(length, size):
                 assert position >= length - length // 2  # at least that many earlier tokens in the window
 
 
+def test_stream_windows_continue_each_row_from_batch_to_batch():
+    stream = np.arange(1, 32, dtype=np.int32)  # 31 ids → 30 targets; 3 rows of 10 targets, windows of 4
+    inputs, targets = stream_windows(stream, length=4, rows=3)
+    assert inputs.shape == targets.shape == (9, 4)  # 3 windows per row (the last padded) × 3 rows
+    batches = inputs.reshape(3, 3, 4)  # [batch, row, position]
+    for row in range(3):
+        read = np.concatenate(list(batches[:, row]))  # the row across consecutive batches
+        assert read[:10].tolist() == list(range(1 + 10 * row, 11 + 10 * row)) and not read[10:].any()
+    kept = targets != PAD_ID
+    assert np.array_equal(targets[kept], inputs[kept] + 1) and kept.sum() == 30
+    with pytest.raises(TaskError, match="cannot fill 40 rows"):
+        stream_windows(stream, length=4, rows=40)
+
+
+@pytest.mark.parametrize("length, size, rows, warmup", [(5, 60, 4, 5), (4, 9, 16, 4), (6, 100, 3, 0), (3, 2, 2, 3)])
+def test_carried_evaluation_scores_every_target_once_after_a_warmup(length, size, rows, warmup):
+    stream = np.arange(1, size + 1, dtype=np.int32)
+    inputs, targets, scored = carried_evaluation_windows(stream, length, rows, warmup)
+    assert sorted(targets[scored > 0].tolist()) == list(stream[1:])  # every target exactly once
+    for row in range(inputs.shape[1]):
+        read = np.concatenate(list(inputs[:, row]))  # the row's windows in order: a contiguous piece of the stream
+        kept = read[read != PAD_ID]
+        assert np.array_equal(kept, np.arange(kept[0], kept[0] + len(kept)))
+        first_scored = np.concatenate(list(targets[:, row]))[np.concatenate(list(scored[:, row])) > 0][0]
+        assert first_scored - kept[0] >= min(warmup, first_scored - 1)  # context read before the first score
+
+
 # --- preprocessor -------------------------------------------------------------------------------------
 def _data(train, validation, test) -> TextData:
     return TextData(train=list(train), validation=list(validation), test=list(test), synthetic=False)
@@ -349,6 +378,62 @@ def test_models_are_stateless_cudnn_eligible_and_gru_builds(small_model):
     assert generator.generate(ids, lengths, tf.constant(4), tf.constant(0.5), tf.constant(1)).shape == (1, 4)
 
 
+def _carried_model(batch_size=2, cell="lstm"):
+    config = Config.from_preset("tiny", {"carry_state": True, "batch_size": batch_size, "dropout": 0.0, "cell": cell})
+    training.setup(config)
+    return config, model_lib.build_model(config, vocabulary_size=9)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_carried_state_flows_across_training_batches_only(cell):
+    config, model = _carried_model(cell=cell)
+    rng = np.random.default_rng(0)
+    first, second = (rng.integers(1, 9, size=(2, 7)).astype(np.int32) for _ in range(2))
+    whole = model(np.concatenate([first, second], axis=1), training=False).numpy()
+    model(first, training=True)
+    carried = model(second, training=True).numpy()  # starts where `first` left each row
+    assert np.allclose(carried, whole[:, 7:], atol=1e-5)
+    fresh = model(second, training=False).numpy()  # inference: zeros, whatever was carried
+    assert not np.allclose(fresh, carried, atol=1e-3)
+    callback = model_lib.ResetCarriedState()
+    callback.set_model(model)
+    callback.on_epoch_begin(0)
+    assert np.allclose(model(second, training=True).numpy(), fresh, atol=1e-5)
+    layer = model.get_layer("rnn_1")
+    copy = type(layer).from_config(layer.get_config())  # custom layers round-trip through their config
+    assert copy.carry_batch == 2 and copy.units == layer.units and copy.get_config() == layer.get_config()
+    assert all(not rnn.stateful for rnn in model_lib.Generator(model).rnns)
+
+
+def test_carried_scoring_of_windows_equals_one_pass_over_the_stream(tmp_path):
+    _, model = _carried_model()
+    model.save(tmp_path / "carried.keras")  # registered: saves and loads like the plain model
+    model = keras.saving.load_model(tmp_path / "carried.keras")
+    rng = np.random.default_rng(1)
+    stream = rng.integers(1, 9, size=(3, 13)).astype(np.int32)
+    once, _ = model_lib.token_log_probabilities(model)(stream[:, :-1], stream[:, 1:])
+    score, states, pieces = model_lib.carried_token_log_probabilities(model), None, []
+    for start in range(0, 12, 4):
+        log2_p, _, states = score(stream[:, start: start + 4], stream[:, start + 1: start + 5], states)
+        pieces.append(np.asarray(log2_p))
+    assert np.allclose(np.concatenate(pieces, axis=1), np.asarray(once), atol=1e-5)
+
+
+def test_carried_training_and_evaluation_run_end_to_end(tmp_path):
+    config = Config.from_preset("tiny", {"carry_state": True, "batch_size": 4, "sequence_length": 10})
+    task = LanguageModelTask(config)
+    data = _data(["to be or not to be"] * 20, ["that is the question"] * 3, ["to be, or not"] * 3)
+    preprocessor = Preprocessor.fit(task, data, tmp_path)
+    training.setup(config)
+    model = task.build_model(data, preprocessor)
+    train, _ = task.datasets(data, preprocessor)
+    assert all(inputs.shape[0] == 4 for inputs, _ in train)  # every batch exactly batch_size rows
+    model.fit(train, epochs=1, verbose=0, shuffle=False, callbacks=[model_lib.ResetCarriedState()])
+    assert np.abs(model.get_layer("rnn_1").carried[0].numpy()).sum() > 0  # the compiled train step carried it
+    bits, correct, tokens = model_lib.score_stream(model, preprocessor.stream(data.test), config)
+    assert tokens == sum(len(line) + 1 for line in data.test) and 0 < bits / tokens < 8 and 0 <= correct <= tokens
+
+
 def test_config_presets_and_schedule():
     paper = Config.from_preset("paper")
     assert (paper.level, paper.units, paper.layers, paper.dropout, paper.epochs) == ("word", 650, 2, 0.5, 39)
@@ -357,6 +442,8 @@ def test_config_presets_and_schedule():
     assert Config().effective_ngram_order == 7 and Config(level="word").effective_sample_tokens == 40
     with pytest.raises(ConfigError, match="level='bytes' is not allowed"):
         Config.from_preset("default", {"level": "bytes"})
+    text = Config.from_preset("text")  # the recipe for real prose: characters, the state carried across batches
+    assert text.level == "char" and text.carry_state and text.dropout > 0 and text.learning_rate_decay < 1
 
 
 # --- the registry's tiny run: metrics, samples, the exported endpoint, predict -------------------------

@@ -14,7 +14,7 @@ import pytest
 import tasks
 from conftest import ROOT
 
-PAGES = [ROOT / "README.md", *sorted((ROOT / "tasks").glob("*/README.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "tasks").glob("*/README.md")), ROOT / "common" / "distributed.md"]
 SHELL_BLOCKS = ("bash", "sh", "shell")  # fenced blocks whose lines are commands to run; ```text holds general forms
 
 # A path of one machine: a home or scratch folder, or a drive letter; `~/...` and relative paths are portable.
@@ -68,7 +68,7 @@ def _prose(text: str) -> str:
 
 def _commands(page: Path):
     """(line number, argv after run.py) of every ``python run.py`` command in the page's shell blocks; a line
-    ending in a backslash continues on the next, and ``&&``/``;``/``|`` separate commands."""
+    ending in a backslash continues on the next, and ``&&``/``;``/``|``/``&`` separate commands."""
     found = []
     for info, first, lines in _blocks(page.read_text(encoding="utf-8")):
         if info not in SHELL_BLOCKS:
@@ -82,7 +82,7 @@ def _commands(page: Path):
             words, joined = shlex.split(joined, comments=True), ""
             command: list[str] = []
             for word in [*words, ";"]:
-                if word not in ("&&", "||", ";", "|"):
+                if word not in ("&&", "||", ";", "|", "&"):
                     command.append(word)
                     continue
                 while command and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", command[0]):

@@ -112,6 +112,14 @@ def test_presets_build_and_bad_values_are_refused():
         Config(spatial_dropout=1.0)
     with pytest.raises(ConfigError, match="reduce_lr_patience"):
         Config(learning_rate_schedule="cosine", reduce_lr_patience=1)
+    assert Config().validation_split == "movie" and Config().baseline_c_grid == (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+    assert Config.from_preset("tiny", ["baseline_c_grid=2,8"]).baseline_c_grid == (2.0, 8.0)
+    with pytest.raises(ConfigError, match="baseline_c_grid"):
+        Config(baseline_c_grid=(1.0, 0.0))
+    with pytest.raises(ConfigError, match="validation_split='by_date' is not allowed"):
+        Config(validation_split="by_date")
+    with pytest.raises(ConfigError, match="held_out_fraction"):
+        Config(held_out_fraction=0.0)
 
 
 def _small_best(*overrides: str) -> Config:
@@ -351,24 +359,68 @@ def tiny_fitted(tmp_path_factory):
 def test_load_data_reads_and_splits_only(tiny_fitted):
     task, data, _ = tiny_fitted
     assert isinstance(data, SentimentData)
-    assert len(data.train) + len(data.validation) == 240 and len(data.validation) == 48 and len(data.test) == 80
+    # Validation holds whole synthetic movies (1-30 reviews each) until it has 20 % (48) of the 240 reviews.
+    assert len(data.train) + len(data.validation) == 240 and 48 <= len(data.validation) < 48 + 30
+    assert len(data.test) == 80
     assert not {r.source for r in data.train} & {r.source for r in data.validation}
+    assert not {r.group for r in data.train} & {r.group for r in data.validation}
+    assert data.info["validation_split"].startswith("by group") and data.info["held_out_split"] is None
     assert data.evaluated_on == data.info["evaluated_on"] == "test" and data.info["source"] == "synthetic"
-    assert data.info["splits"]["train"] == {"reviews": 192, "positive": sum(r.label for r in data.train)}
+    assert data.info["splits"]["train"] == {"reviews": len(data.train), "positive": sum(r.label for r in data.train),
+                                            "groups": len({r.group for r in data.train})}
     assert "vocabulary_size" not in data.info  # fitted facts belong to the preprocessor
 
 
-def test_load_data_without_a_test_split_evaluates_on_validation(tmp_path):
+def test_load_data_without_a_test_split_holds_out_whole_movies_as_the_test(tmp_path):
     from test_sentiment_data import write_aclimdb
 
+    # 5 movies of 4 reviews each (2 positive, 2 negative; see movie_url).
     reviews = {"train": {"pos": [f"good film number {i}" for i in range(10)],
                          "neg": [f"bad film number {i}" for i in range(10)]}}
     folder = write_aclimdb(tmp_path, reviews)
     task = SentimentTask(Config.from_preset("tiny", ["validation_fraction=0.3"]))
     data = task.load_data(folder, tmp_path / "work")
-    assert data.evaluated_on.startswith("validation") and data.info["splits"]["test"] is None
-    assert [r.source for r in data.test] == [r.source for r in data.validation]
-    assert len(data.test) == 6
+    assert data.evaluated_on.startswith("held-out part of the training split")
+    assert len(data.test) == 4 and data.info["splits"]["test"]["reviews"] == 4  # one movie: 20 % of 20
+    assert len(data.validation) == 8 and len(data.train) == 8  # two movies: >= 30 % of the other 16
+    movies = [{r.group for r in split} for split in (data.train, data.validation, data.test)]
+    assert not (movies[0] & movies[1] or movies[0] & movies[2] or movies[1] & movies[2])
+    # The held-out movies are the same for every seed (a test split does not move with the seed).
+    other = SentimentTask(Config.from_preset("tiny", ["validation_fraction=0.3", "seed=7"])).load_data(
+        folder, tmp_path / "work7")
+    assert sorted(r.source for r in other.test) == sorted(r.source for r in data.test)
+
+
+def _reviews(groups: list[str | None]) -> list:
+    from data.aclimdb import Review
+
+    return [Review(text=f"review {i}", label=i % 2, source=f"r{i}", group=g) for i, g in enumerate(groups)]
+
+
+def test_grouped_split_keeps_every_group_on_one_side_and_depends_only_on_the_seed():
+    reviews = _reviews([f"movie {i % 37}" for i in range(1000)])
+    rest, held_out = pipeline.grouped_split(reviews, 0.2, seed=3)
+    assert sorted(r.source for r in rest + held_out) == sorted(r.source for r in reviews)
+    assert not {r.group for r in rest} & {r.group for r in held_out}
+    assert 200 <= len(held_out) < 200 + 28  # whole groups of 27-28 reviews until 20 % is reached
+    again = pipeline.grouped_split(list(reversed(reviews)), 0.2, seed=3)[1]
+    assert sorted(r.source for r in again) == sorted(r.source for r in held_out)
+    assert sorted(r.source for r in pipeline.grouped_split(reviews, 0.2, seed=4)[1]) != sorted(
+        r.source for r in held_out)
+
+
+def test_split_reviews_falls_back_to_random_with_a_warning(caplog):
+    import logging
+
+    ungrouped = _reviews([None] * 50)
+    with caplog.at_level(logging.WARNING):
+        rest, held_out, how = pipeline.split_reviews(ungrouped, 0.2, 1, "movie")
+    assert how == "random, stratified by label" and len(held_out) == 10
+    assert "not grouped by movie" in caplog.text
+    one_movie = _reviews(["movie"] * 50)  # cannot be split by movie at all
+    assert pipeline.split_reviews(one_movie, 0.2, 1, "movie")[2] == "random, stratified by label"
+    assert pipeline.split_reviews(_reviews(["a", "b"] * 25), 0.2, 1, "random")[2] == "random, stratified by label"
+    assert pipeline.split_reviews(_reviews(["a", "b"] * 25), 0.2, 1, "movie")[2] == "by group (2 groups)"
 
 
 def test_preprocessor_is_fitted_on_the_training_split(tiny_fitted):
@@ -380,7 +432,9 @@ def test_preprocessor_is_fitted_on_the_training_split(tiny_fitted):
     assert set(vocabulary[2:]) <= train_words
     summary = preprocessor.summary
     assert summary["vocabulary_size"] == preprocessor.vocabulary_size
-    assert summary["baseline"]["features"] == preprocessor.ngram_vectorizer.vocabulary_size() > 0
+    assert summary["baseline"]["features"] == len(preprocessor.baseline_vectorizer.vocabulary_) > 0
+    assert summary["baseline"]["c"] in task.config.baseline_c_grid
+    assert sorted(summary["baseline"]["val_accuracy_per_c"]) == ["1.0", "4.0"]
     assert summary["train_tokens_per_review"]["max"] <= 60
 
 
@@ -392,10 +446,9 @@ def test_preprocessor_round_trips_with_identical_outputs(tiny_fitted, tmp_path):
     before, after = preprocessor.encode(tf.constant(texts)), loaded.encode(tf.constant(texts))
     assert before.to_list() == after.to_list() and after.dtype == tf.int32
     assert max(len(row) for row in after.to_list()) == preprocessor.sequence_length == loaded.sequence_length
-    np.testing.assert_array_equal(preprocessor.baseline_features(tf.constant(texts)).numpy(),
-                                  loaded.baseline_features(tf.constant(texts)).numpy())
-    np.testing.assert_array_equal(preprocessor.baseline_probabilities(texts, 16),
-                                  loaded.baseline_probabilities(texts, 16))
+    baseline = preprocessor.baseline_probabilities(texts)
+    np.testing.assert_array_equal(baseline, loaded.baseline_probabilities(texts))
+    assert baseline.shape == (len(texts),) and ((0 < baseline) & (baseline < 1)).all()
     assert loaded.summary == preprocessor.summary
     assert loaded.vectorizer.get_vocabulary() == preprocessor.vectorizer.get_vocabulary()
 
@@ -405,6 +458,18 @@ def test_a_damaged_vocabulary_is_a_clear_error(tiny_fitted, tmp_path):
     preprocessor.save(tmp_path / "preprocessor")
     (tmp_path / "preprocessor" / pipeline.VOCABULARY_FILE).write_text('{"not": "a list"}')
     with pytest.raises(TaskError, match="is not a vocabulary"):
+        task.Preprocessor.load(tmp_path / "preprocessor")
+
+
+def test_a_missing_or_damaged_baseline_is_a_clear_error(tiny_fitted, tmp_path):
+    task, _, preprocessor = tiny_fitted
+    preprocessor.save(tmp_path / "preprocessor")
+    baseline = tmp_path / "preprocessor" / pipeline.BASELINE_FILE
+    baseline.write_bytes(b"not a pickle")
+    with pytest.raises(TaskError, match="baseline.joblib' cannot be read .*retrain in a new --workdir"):
+        task.Preprocessor.load(tmp_path / "preprocessor")
+    baseline.unlink()  # e.g. a WORKDIR of the Keras baseline before it
+    with pytest.raises(TaskError, match="baseline.joblib' is missing"):
         task.Preprocessor.load(tmp_path / "preprocessor")
 
 
@@ -493,17 +558,13 @@ def test_predictions_in_chunks_equal_one_pass_and_show_progress(tiny_fitted, cap
     texts = [r.text for r in data.test[:40]] + _NO_WORDS
     with caplog.at_level(logging.INFO, logger="progress"):
         chunked = pipeline.model_probabilities(model, preprocessor, texts, batch_size=2)  # chunks of 32 reviews
-        baseline = preprocessor.baseline_probabilities(texts, batch_size=2)
     messages = [r.getMessage() for r in caplog.records]
     assert "bidirectional LSTM on the reviews: 2 chunks of 32 reviews ..." in messages
-    assert "TF-IDF baseline on the reviews: 2 chunks of 32 reviews ..." in messages
     dataset, order = pipeline.prediction_dataset(pipeline.encode_all(preprocessor, texts), 2,
                                                  preprocessor.sequence_length)
     one_pass = np.empty(len(texts), np.float32)
     one_pass[order] = model.predict(dataset, verbose=0).reshape(-1)
     np.testing.assert_array_equal(chunked, one_pass)
-    features = tf.data.Dataset.from_tensor_slices(texts).batch(2).map(preprocessor.baseline_features)
-    np.testing.assert_array_equal(baseline, preprocessor.baseline.predict(features, verbose=0).reshape(-1))
 
 
 def test_best_preset_trains_through_the_task_on_tiny_synthetic_reviews(tiny_fitted, tmp_path):
@@ -518,13 +579,24 @@ def test_best_preset_trains_through_the_task_on_tiny_synthetic_reviews(tiny_fitt
     assert final_step_size < 0.01 * task.config.learning_rate  # the cosine schedule ran to its end
 
 
-def test_baseline_fit_shows_its_epochs(capsys):
-    config = Config.from_preset("tiny", ["verbose=2", "baseline_epochs=1"])
-    texts = ["good film", "bad film", "great acting", "awful plot"] * 3
-    labels = np.array([1, 0, 1, 0] * 3, np.float32)
-    vectorizer = pipeline.adapt(pipeline.ngram_vectorizer(100, 2), texts)
-    pipeline.fit_baseline(config, vectorizer, (texts, labels), (texts[:4], labels[:4]))
-    assert "val_loss" in capsys.readouterr().out  # one line per epoch (verbose=2)
+def test_baseline_is_tfidf_bigrams_and_logistic_regression_with_c_chosen_on_validation():
+    config = Config.from_preset("tiny", ["baseline_c_grid=0.001,1,100", "baseline_min_df=1"])
+    # "not good" is negative: only the bigram tells it from "good", and the validation split says so.
+    train = ["good film", "not good film", "good acting", "not good acting", "great plot", "not great plot"] * 3
+    labels = np.array([1, 0, 1, 0, 1, 0] * 3, np.float32)
+    validation = ["good music", "not good music", "great music", "not great music"]
+    vectorizer, classifier, summary = pipeline.fit_baseline(config, (train, labels),
+                                                            (validation, np.array([1, 0, 1, 0], np.float32)))
+    assert "not good" in vectorizer.vocabulary_ and vectorizer.sublinear_tf and vectorizer.ngram_range == (1, 2)
+    accuracies = summary["val_accuracy_per_c"]
+    assert sorted(accuracies) == ["0.001", "1.0", "100.0"] and summary["best_val_accuracy"] == 1.0
+    # The chosen C is the first of the grid with the best validation accuracy.
+    assert summary["c"] == classifier.C == next(c for c in (0.001, 1.0, 100.0) if accuracies[str(c)] == 1.0)
+    probabilities = classifier.predict_proba(vectorizer.transform(["Not good.<br />Not great."]))[:, 1]
+    assert probabilities[0] < 0.5
+    with pytest.raises(TaskError, match="baseline_min_df=5"):
+        pipeline.fit_baseline(Config.from_preset("tiny", ["baseline_min_df=5"]), (train[:4], labels[:4]),
+                              (validation, labels[:4]))
 
 
 def test_write_samples_writes_test_reviews_of_both_labels(tiny_fitted, tmp_path):
@@ -579,12 +651,11 @@ def test_tiny_run_results(tiny_run):
         assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["roc_auc"] <= 1
         assert sum(metrics["confusion"][name].values()) == metrics["reviews"] == 80
     assert metrics["evaluated_on"] == "test"
-    assert results["data"]["splits"]["train"]["reviews"] == 192
+    assert results["data"]["splits"]["train"]["reviews"] + results["data"]["splits"]["validation"]["reviews"] == 240
     assert "best_val_accuracy" in results["training"]  # the checkpoint follows validation accuracy
     assert results["training"]["preprocessor"]["baseline"]["features"] > 0
     folder = workdir / "checkpoints" / "preprocessor"
-    for name in (pipeline.VOCABULARY_FILE, pipeline.NGRAM_VOCABULARY_FILE, pipeline.NGRAM_IDF_FILE,
-                 pipeline.BASELINE_FILE):
+    for name in (pipeline.VOCABULARY_FILE, pipeline.BASELINE_FILE):
         assert (folder / name).is_file(), name
     predictions = (workdir / "test_predictions.tsv").read_text().splitlines()
     assert len(predictions) == 81 and predictions[0].startswith("source\tlabel")

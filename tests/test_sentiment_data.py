@@ -24,8 +24,14 @@ REVIEWS = {
 }
 
 
+def movie_url(index: int) -> str:
+    # The fixtures' movies: reviews 0-1 of each label are about movie 0, 2-3 about movie 1, and so on.
+    return f"http://www.imdb.com/title/tt{index // 2:07d}/usercomments"
+
+
 def write_aclimdb(root: Path, reviews=REVIEWS, extra_files: bool = True) -> Path:
-    """root/aclImdb/<split>/<label>/<id>_<rating>.txt, plus the official archive's non-review files."""
+    """root/aclImdb/<split>/<label>/<id>_<rating>.txt, plus the official archive's non-review files (with
+    urls_{pos,neg}.txt: line N = the movie of review id N)."""
     folder = root / "aclImdb"
     for split, by_label in reviews.items():
         for label, texts in by_label.items():
@@ -33,9 +39,11 @@ def write_aclimdb(root: Path, reviews=REVIEWS, extra_files: bool = True) -> Path
             for index, text in enumerate(texts):
                 rating = 9 if label == "pos" else 2
                 (folder / split / label / f"{index}_{rating}.txt").write_text(text, encoding="utf-8")
+            if extra_files:
+                (folder / split / f"urls_{label}.txt").write_text("".join(movie_url(i) + "\n"
+                                                                          for i in range(len(texts))))
         if extra_files:
             (folder / split / "labeledBow.feat").write_text("0 0:1\n")
-            (folder / split / "urls_pos.txt").write_text("http://example.com\n")
     if extra_files:
         (folder / "train" / "unsup").mkdir(parents=True, exist_ok=True)
         (folder / "train" / "unsup" / "0_0.txt").write_text("unlabelled review")
@@ -137,6 +145,35 @@ def test_archive_reader_matches_folder_reader(tmp_path):
     assert all(r.source.startswith(f"{archive}:aclImdb/") for r in corpus.splits["train"])
 
 
+def test_reviews_are_grouped_by_the_movie_of_the_urls_files(tmp_path):
+    folder = write_aclimdb(tmp_path / "extracted")
+    for corpus in (aclimdb.read_reviews(folder), aclimdb.read_reviews(make_archive(folder, tmp_path / "a.tar.gz"))):
+        groups = {(r.label, Path(r.source.split(":")[-1]).name): r.group for r in corpus.splits["train"]}
+        # Line N of urls_<label>.txt is the movie of <label>/N_<rating>.txt.
+        assert groups == {(1, "0_9.txt"): "tt0000000", (1, "1_9.txt"): "tt0000000",
+                          (0, "0_2.txt"): "tt0000000", (0, "1_2.txt"): "tt0000000"}
+        assert corpus.notes == []
+
+
+def test_without_urls_files_reviews_are_grouped_by_blocks_of_ids_and_the_notes_say_so(tmp_path):
+    folder = write_aclimdb(tmp_path, {"train": REVIEWS["train"]}, extra_files=False)
+    (folder / "train" / "pos" / "0_9.txt").rename(folder / "train" / "pos" / f"{aclimdb.ID_BLOCK + 3}_9.txt")
+    corpus = aclimdb.read_aclimdb_folder(folder)
+    groups = sorted({r.group for r in corpus.splits["train"]})
+    assert groups == ["neg ids 0-499", "pos ids 0-499", "pos ids 500-999"]
+    assert any("grouped by blocks of 500 consecutive ids instead of by movie" in n for n in corpus.notes)
+
+
+def test_bad_urls_files_are_named(tmp_path):
+    folder = write_aclimdb(tmp_path)
+    (folder / "train" / "urls_neg.txt").write_text(movie_url(0) + "\nnot a url\n")
+    with pytest.raises(DataError, match=r"urls_neg.txt: line 2 is 'not a url'; expected an IMDb movie URL"):
+        aclimdb.read_aclimdb_folder(folder)
+    (folder / "train" / "urls_neg.txt").write_text(movie_url(0) + "\n")  # one line, two reviews
+    with pytest.raises(DataError, match=r"urls_neg.txt: has 1 lines but .*1_2.txt has id 1"):
+        aclimdb.read_aclimdb_folder(folder)
+
+
 def test_archive_errors_name_the_member(tmp_path):
     folder = write_aclimdb(tmp_path / "extracted")
     (folder / "train" / "pos" / "5_8.txt").write_bytes(b"\xff\xfe broken")
@@ -191,6 +228,7 @@ def test_tfds_reader_reads_a_data_dir(tmp_path):
         corpus = aclimdb.read_reviews(path)
         assert corpus.format == "tfds imdb_reviews"
         assert texts_by_split(corpus) == EXPECTED
+        assert all(r.group is None for r in corpus.splits["train"])  # no ids, no movies
 
 
 def test_tfds_reader_rejects_other_label_names(tmp_path):
@@ -281,6 +319,9 @@ def test_real_aclimdb_training_reviews_through_the_folder_reader(shared_data, tm
         assert (rating >= 7) == (review.label == 1) and rating not in (5, 6)
         assert len(review.text) > 20
     assert any("<br />" in r.text for r in corpus.splits["train"])  # the raw text keeps IMDB's HTML breaks
+    # This archive has no urls files: the reviews are grouped by blocks of consecutive ids, and the notes say so.
+    assert any("grouped by blocks of 500 consecutive ids" in note for note in corpus.notes)
+    assert all(re.fullmatch(r"(pos|neg) ids \d+-\d+", r.group) for r in corpus.splits["train"])
 
 
 # --- synthetic generator ----------------------------------------------------------------------------
@@ -328,6 +369,24 @@ def test_write_aclimdb_is_read_back_and_not_rewritten_when_unchanged(tmp_path):
     assert marker.stat().st_mtime_ns == before
     synthetic.write_aclimdb(tmp_path, synthetic.ReviewSpec(train_reviews=24, test_reviews=6, max_words=40, seed=2))
     assert aclimdb.read_aclimdb_folder(folder).sizes()["train"]["reviews"] == 24
+
+
+def test_synthetic_corpus_has_urls_files_in_the_real_format_and_movies_of_at_most_30_reviews(tmp_path):
+    spec = synthetic.ReviewSpec(train_reviews=300, test_reviews=20, max_words=40, seed=3)
+    folder = synthetic.write_aclimdb(tmp_path, spec)
+    for label in ("pos", "neg"):
+        lines = (folder / "train" / f"urls_{label}.txt").read_text().splitlines()
+        assert len(lines) == len(list((folder / "train" / label).glob("*.txt")))
+        assert all(re.fullmatch(r"http://www\.imdb\.com/title/tt\d{7}/usercomments", line) for line in lines)
+    corpus = aclimdb.read_aclimdb_folder(folder)
+    assert corpus.notes == [] and all(r.group.startswith("tt") for r in corpus.splits["train"])
+    sizes = {}
+    for review in corpus.splits["train"]:
+        sizes[review.group] = sizes.get(review.group, 0) + 1
+    assert max(sizes.values()) <= synthetic.MAX_REVIEWS_PER_MOVIE and 10 <= len(sizes) <= 300
+    # The texts do not depend on the movies: the same as generate_split's, in the same label folders.
+    generated = sorted((r.label, r.text) for r in synthetic.generate_split(spec, 300, spec.seed))
+    assert sorted((r.label, r.text) for r in corpus.splits["train"]) == generated
 
 
 def test_review_spec_rejects_bad_values():

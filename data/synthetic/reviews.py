@@ -270,13 +270,34 @@ def _rating(rng: random.Random, label: int) -> int:
     return rng.randint(7, 10) if label == 1 else rng.randint(1, 4)  # aclImdb: pos >= 7, neg <= 4
 
 
+MAX_REVIEWS_PER_MOVIE = 30  # aclImdb's cap
+_URL = "http://www.imdb.com/title/tt{:07d}/usercomments"  # the urls_{pos,neg}.txt line format
+
+
+def movie_numbers(count: int, seed: int) -> list[int]:
+    """The movie of each of ``count`` reviews in generation order: runs of 1..30 reviews per movie, as aclImdb's
+    urls files list them (so both label folders meet a movie's reviews in the same order). Own random stream:
+    the review texts do not depend on it."""
+    rng = random.Random(seed)
+    movies: list[int] = []
+    number = 1_000_000 + 10_000 * (seed % 100)
+    while len(movies) < count:
+        number += rng.randint(1, 97)  # distinct, increasing title numbers, like tt ids of unrelated films
+        movies += [number] * rng.randint(1, MAX_REVIEWS_PER_MOVIE)
+    return movies[:count]
+
+
 def write_aclimdb(root: str | Path, spec: ReviewSpec) -> Path:
     """Writes ``root/aclImdb`` atomically (a crash leaves no half corpus); returns that folder.
 
+    Each split also gets ``urls_pos.txt`` / ``urls_neg.txt`` in aclImdb's format (line N = the movie page of
+    review id N), so the reader's grouping by movie runs on the default data. The synthetic movies carry no
+    words of their own: validation grouped by movie and a random split should agree here.
     If ``root/aclImdb/synthetic.json`` already records the same spec, nothing is rewritten.
     """
     folder = Path(root) / "aclImdb"
-    parameters = dataclasses.asdict(spec)
+    # layout 2: with the urls files (a folder from before them is rewritten).
+    parameters = {**dataclasses.asdict(spec), "layout": 2}
     marker = folder / PARAMETERS_FILE
     if marker.is_file():
         try:
@@ -290,13 +311,18 @@ def write_aclimdb(root: str | Path, spec: ReviewSpec) -> Path:
         splits = (("train", spec.train_reviews, spec.seed), ("test", spec.test_reviews, spec.seed + 1))
         for split, count, seed in splits:
             counters = {0: 0, 1: 0}
+            urls: dict[int, list[str]] = {0: [], 1: []}
             for label_name in ("neg", "pos"):
                 (temporary / split / label_name).mkdir(parents=True)
-            for review in generate_split(spec, count, seed):
+            movies = movie_numbers(count, seed + 11)
+            for review, movie in zip(generate_split(spec, count, seed), movies):
                 label_name = "pos" if review.label == 1 else "neg"
                 name = f"{counters[review.label]}_{_rating(rng, review.label)}.txt"
                 counters[review.label] += 1
+                urls[review.label].append(_URL.format(movie))
                 (temporary / split / label_name / name).write_text(review.text + "\n", encoding="utf-8")
+            for label, label_name in ((0, "neg"), (1, "pos")):
+                (temporary / split / f"urls_{label_name}.txt").write_text("".join(u + "\n" for u in urls[label]))
         (temporary / "README").write_text(
             "Synthetic movie reviews in the aclImdb layout (data/synthetic/reviews.py); not real reviews.\n"
         )

@@ -6,8 +6,13 @@ Training model, a functional keras.Model:
 
 ``rnn_i`` are LSTMs (or GRUs with reset_after=True) with cuDNN-eligible settings: tanh/sigmoid, no
 recurrent dropout (dropout sits only on the non-recurrent connections, as in Zaremba et al.), not
-unrolled. Each layer also returns its final state; training ignores it (every BPTT window starts
-from zeros), ``Generator`` uses it to continue a prompt.
+unrolled. Each layer also returns its final state; ``Generator`` uses it to continue a prompt. By
+default every BPTT window starts from zeros. With ``config.carry_state`` (char-rnn, Zaremba) the layers
+are ``CarriedLSTM`` / ``CarriedGRU``: in training calls only, each row starts from the state that row
+ended the previous batch with (the batches are contiguous streams: pipeline.stream_windows), kept in
+non-trainable variables of shape [batch_size, units] and zeroed at the start of each epoch
+(``ResetCarriedState``). Inference (validation, ``Generator``, the export) is the plain layer's.
+``carried_token_log_probabilities`` scores streams window after window with the state passed on explicitly.
 
 ``Generator`` reuses the layers, fetched by name: the prompt runs through the whole layers once
 (right-padded, with a mask, so each row's state is the state after its own last token), then a
@@ -29,6 +34,7 @@ from keras import ops
 from common import decoding
 from tasks.language_model.token_ids import PAD_ID
 
+EVALUATION_BATCH = 64  # windows per scoring call (carry_state: streams read side by side)
 MAX_GENERATED_TOKENS = 10_000  # longest continuation one call of `generate` produces (bounds its time)
 _NEVER = -1e9  # logit of a token that must not be drawn (finite: no NaN after scaling)
 _LN_2 = float(np.log(2.0))
@@ -52,14 +58,81 @@ def build_model(config, vocabulary_size: int) -> keras.Model:
         arguments = dict(units=config.units, return_sequences=True, return_state=True, name=f"rnn_{index}",
                          **initializers("kernel_initializer", "recurrent_initializer", "bias_initializer"))
         if config.cell == "gru":
-            layer = keras.layers.GRU(reset_after=True, **arguments)
+            arguments["reset_after"] = True
+        if config.carry_state:
+            layer = (CarriedGRU if config.cell == "gru" else CarriedLSTM)(carry_batch=config.batch_size, **arguments)
         else:
-            layer = keras.layers.LSTM(**arguments)
+            layer = (keras.layers.GRU if config.cell == "gru" else keras.layers.LSTM)(**arguments)
         vectors = layer(vectors)[0]
         vectors = keras.layers.Dropout(rate=config.dropout, name=f"rnn_{index}_dropout")(vectors)
     logits = keras.layers.Dense(units=vocabulary_size, dtype="float32", name="logits",
                                 **initializers("kernel_initializer", "bias_initializer"))(vectors)
     return keras.Model(inputs=tokens, outputs=logits, name="language_model")
+
+
+class _CarriedStateMixin:
+    """In training calls without an explicit initial state, each row starts from the state it ended the previous
+    training batch with: float32 variables [carry_batch, state size] (non-trainable, so the optimizer never sees
+    them; under JAX they travel like BatchNormalization's moving averages). Gradients stop at the batch boundary
+    (truncated BPTT): the carried value is a variable, not a function of the weights. Training batches must hold
+    exactly ``carry_batch`` rows (pipeline.stream_windows). Every other call is the parent layer's, unchanged."""
+
+    def __init__(self, *args, carry_batch: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        if int(carry_batch) < 1:
+            raise ValueError(f"{type(self).__name__}: carry_batch={carry_batch} must be at least 1 (the batch size)")
+        self.carry_batch = int(carry_batch)
+        self.carried = []
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        super().build(sequences_shape, initial_state_shape)
+        if not self.carried:
+            self.carried = [self.add_weight(shape=(self.carry_batch, size), initializer="zeros", trainable=False,
+                                            dtype="float32", name=f"carried_state_{index}")
+                            for index, size in enumerate(self.state_size)]
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        carry = bool(training) and initial_state is None
+        if carry:
+            initial_state = [ops.cast(variable, self.compute_dtype) for variable in self.carried]
+        outputs = super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+        if carry:
+            for variable, state in zip(self.carried, outputs[1:]):
+                variable.assign(ops.cast(state, "float32"))
+        return outputs
+
+    def reset_carried_state(self) -> None:
+        for variable in self.carried:
+            variable.assign(ops.zeros(variable.shape, "float32"))
+
+    def get_config(self):
+        return {**super().get_config(), "carry_batch": self.carry_batch}
+
+
+@keras.saving.register_keras_serializable(package="language_model")
+class CarriedLSTM(_CarriedStateMixin, keras.layers.LSTM):
+    """keras.layers.LSTM whose training calls carry each row's state across batches (_CarriedStateMixin)."""
+
+
+@keras.saving.register_keras_serializable(package="language_model")
+class CarriedGRU(_CarriedStateMixin, keras.layers.GRU):
+    """keras.layers.GRU whose training calls carry each row's state across batches (_CarriedStateMixin)."""
+
+
+class ResetCarriedState(keras.callbacks.Callback):
+    """Zeros the carried states at the start of every epoch: the streams start again from their beginnings."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for layer in recurrent_layers(self.model):
+            if isinstance(layer, _CarriedStateMixin):
+                layer.reset_carried_state()
+
+
+def recurrent_layers(model: keras.Model) -> list:
+    """The model's ``rnn_i`` layers, bottom first."""
+    names = sorted((layer.name for layer in model.layers if layer.name.startswith("rnn_")
+                    and not layer.name.endswith("_dropout")), key=lambda name: int(name.split("_")[1]))
+    return [model.get_layer(name) for name in names]
 
 
 def loss():
@@ -95,14 +168,77 @@ def token_log_probabilities(model: keras.Model):
     return decoding.traced(score)  # one traced graph for every batch under TensorFlow, as before the port
 
 
+def carried_token_log_probabilities(model: keras.Model):
+    """A function (inputs, targets int32 [B, T], states) → (log2 p(target) float32 [B, T], top-1 correct float32
+    [B, T], new states): the layers of the training model (inference mode) with each recurrent layer starting from
+    ``states`` (None = zeros), so that consecutive windows of B streams continue each other. States: per layer, the
+    list of its state tensors [B, units]. A tf.function under TensorFlow (one trace for a fixed B and T)."""
+    embedding, output_layer = model.get_layer("embedding"), model.get_layer("logits")
+    rnns = recurrent_layers(model)
+
+    def score(inputs, targets, states):
+        targets = ops.cast(targets, "int32")
+        vectors = embedding(ops.cast(inputs, "int32"))
+        new_states = []
+        for rnn, layer_states in zip(rnns, states):
+            outputs = rnn(vectors, initial_state=[ops.cast(state, rnn.compute_dtype) for state in layer_states],
+                          training=False)
+            vectors = outputs[0]
+            new_states.append([ops.cast(state, "float32") for state in outputs[1:]])
+        logits = ops.cast(output_layer(vectors), "float32")
+        log_probs = ops.log_softmax(logits, axis=-1)
+        picked = ops.take_along_axis(log_probs, ops.expand_dims(targets, -1), axis=-1)[..., 0]
+        correct = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), targets), "float32")
+        return picked / _LN_2, correct, new_states
+
+    traced = decoding.traced(score)
+
+    def scored(inputs, targets, states=None):
+        if states is None:
+            rows = int(np.shape(inputs)[0])
+            states = [[np.zeros((rows, size), np.float32) for size in rnn.state_size] for rnn in rnns]
+        return traced(inputs, targets, states)
+
+    return scored
+
+
+def score_stream(model: keras.Model, stream: np.ndarray, config) -> tuple[float, float, int]:
+    """Every target of the id ``stream`` scored once → (total bits, top-1 hits, targets). Zero-state models:
+    overlapping windows (pipeline.evaluation_windows); carry_state models: EVALUATION_BATCH streams read as they
+    were trained, the state carried from window to window (pipeline.carried_evaluation_windows)."""
+    # Imported here: pipeline imports TensorFlow, and this module must not (it generates under JAX without it).
+    from tasks.language_model.pipeline import carried_evaluation_windows, evaluation_windows
+
+    length = config.sequence_length
+    if config.carry_state:
+        inputs, targets, scored = carried_evaluation_windows(stream, length, EVALUATION_BATCH, warmup=length)
+        score, states = carried_token_log_probabilities(model), None
+        parts = range(len(inputs))
+    else:
+        inputs, targets, scored = evaluation_windows(stream, length)
+        score = token_log_probabilities(model)
+        parts = [slice(start, start + EVALUATION_BATCH) for start in range(0, len(inputs), EVALUATION_BATCH)]
+    bits, correct = 0.0, 0.0
+    for part in parts:
+        if config.carry_state:
+            log2_p, hit, states = score(inputs[part], targets[part], states)
+        else:
+            log2_p, hit = score(inputs[part], targets[part])
+        log2_p, hit = ops.convert_to_numpy(log2_p), ops.convert_to_numpy(hit)  # any backend
+        bits -= float(np.sum(log2_p.astype(np.float64) * scored[part]))
+        correct += float(np.sum(hit * scored[part]))
+    tokens = int(scored.sum())
+    if tokens != len(stream) - 1:
+        raise RuntimeError(f"evaluation scored {tokens} tokens; the stream has {len(stream) - 1} targets")
+    return bits, correct, tokens
+
+
 class Generator:
     """Step-by-step view of a trained model for sampling (no variables of its own); keras.ops, any backend."""
 
     def __init__(self, model: keras.Model, top_k: int = 0):
         self.embedding = model.get_layer("embedding")
-        names = sorted((layer.name for layer in model.layers if layer.name.startswith("rnn_")
-                        and not layer.name.endswith("_dropout")), key=lambda name: int(name.split("_")[1]))
-        self.rnns = [model.get_layer(name) for name in names]
+        self.rnns = recurrent_layers(model)
         self.output_layer = model.get_layer("logits")
         self.vocabulary_size = int(self.output_layer.units)
         self.top_k = int(top_k)

@@ -50,6 +50,53 @@ def windows(stream: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     return inputs, targets
 
 
+def stream_windows(stream: np.ndarray, length: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows for a state carried across batches (char-rnn, Zaremba): the stream's targets cut into ``rows``
+    contiguous pieces of equal size (the last (len - 1) mod rows targets dropped), each piece into windows of
+    ``length`` (its last window right-padded with 0, ignored by the loss), ordered so that consecutive groups of
+    ``rows`` windows are batches and row i of batch k + 1 continues row i of batch k. int32 [W · rows, length]."""
+    stream = np.asarray(stream, np.int32)
+    per_row = (len(stream) - 1) // rows
+    if per_row < 1:
+        raise TaskError(f"a stream of {len(stream) - 1} training tokens cannot fill {rows} rows (batch_size) carried "
+                        f"across batches; expected at least batch_size tokens: lower batch_size or add text")
+    count = -(-per_row // length)  # windows per row
+    inputs = np.zeros([rows, count * length], np.int32)
+    targets = np.zeros([rows, count * length], np.int32)
+    for row in range(rows):
+        piece = stream[row * per_row: (row + 1) * per_row + 1]
+        inputs[row, :per_row], targets[row, :per_row] = piece[:-1], piece[1:]
+    # [rows, count·length] → [count, rows, length] → [count·rows, length]: batch k = window k of every row.
+    reorder = lambda ids: ids.reshape(rows, count, length).transpose(1, 0, 2).reshape(count * rows, length)  # noqa
+    return reorder(inputs), reorder(targets)
+
+
+def carried_evaluation_windows(stream: np.ndarray, length: int, rows: int,
+                               warmup: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every target of ``stream`` scored exactly once by ``rows`` streams read with a carried state: the targets
+    are cut into ``rows`` contiguous pieces, and row j reads its piece preceded by up to ``warmup`` earlier tokens
+    (context only), so every target after the first ``warmup`` has at least ``warmup`` tokens of context and the
+    first ones all of the stream's. Returns inputs, targets int32 and scored float32 (1 = counted), each
+    [W, rows', length] with rows' = min(rows, targets): window k of all rows is one call, the state passed on."""
+    stream = np.asarray(stream, np.int32)
+    total = len(stream) - 1  # targets are stream positions 1 .. total
+    rows = max(1, min(rows, total))
+    bounds = [1 + round(j * total / rows) for j in range(rows + 1)]  # row j scores positions bounds[j] .. [j+1]-1
+    starts = [max(0, bounds[j] - 1 - warmup) for j in range(rows)]  # first input position of row j
+    widest = max(bounds[j + 1] - 1 - starts[j] for j in range(rows))
+    count = max(1, -(-widest // length))
+    inputs = np.zeros([rows, count * length], np.int32)
+    targets = np.zeros([rows, count * length], np.int32)
+    scored = np.zeros([rows, count * length], np.float32)
+    for j in range(rows):
+        size = bounds[j + 1] - 1 - starts[j]
+        inputs[j, :size] = stream[starts[j]: bounds[j + 1] - 1]
+        targets[j, :size] = stream[starts[j] + 1: bounds[j + 1]]
+        scored[j, bounds[j] - 1 - starts[j]: size] = 1.0
+    reorder = lambda ids: ids.reshape(rows, count, length).transpose(1, 0, 2)  # noqa: E731
+    return reorder(inputs), reorder(targets), reorder(scored)
+
+
 def evaluation_windows(stream: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Overlapping windows that score every target of ``stream`` exactly once, each (after the first
     window) with at least length - length // 2 earlier tokens as context: windows start every
@@ -185,10 +232,16 @@ class Preprocessor(base.Preprocessor):
             pieces.append(tf.concat([ids, breaks], axis=1).flat_values.numpy())
         return np.concatenate(pieces)
 
-    def dataset(self, lines: Sequence[str], batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-        """Batched (inputs, targets) windows of the split's stream, int32 [batch, sequence_length]; windows are
-        shuffled before batching (each starts from a zero state, so their order carries nothing)."""
-        inputs, targets = windows(self.stream(lines), self.sequence_length)
+    def dataset(self, lines: Sequence[str], batch_size: int, shuffle: bool, seed: int,
+                carried: bool = False) -> tf.data.Dataset:
+        """Batched (inputs, targets) windows of the split's stream, int32 [batch, sequence_length]. Default: windows
+        shuffled before batching (each starts from a zero state, so their order carries nothing). ``carried``: the
+        contiguous streams of ``stream_windows``, in order (never shuffled), every batch exactly batch_size rows."""
+        stream = self.stream(lines)
+        if carried:
+            inputs, targets = stream_windows(stream, self.sequence_length, batch_size)
+            return pipelines.from_arrays(inputs, targets, batch_size=batch_size, shuffle=False, seed=seed)
+        inputs, targets = windows(stream, self.sequence_length)
         return pipelines.from_arrays(inputs, targets, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
 

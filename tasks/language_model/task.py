@@ -3,7 +3,7 @@
     python run.py language_model                     # synthetic corpus, characters (the default benchmark)
     python run.py language_model --preset tiny       # seconds, for tests
     python run.py language_model --set level=word    # the same text as words (perplexity)
-    python run.py language_model --data-dir input.txt --set level=char      # any UTF-8 text file (char-rnn)
+    python run.py language_model --preset text --data-dir input.txt         # any UTF-8 text file (char-rnn)
     python run.py language_model --data-dir flickr8k/Flickr8k.token.txt --set tab_field=1
     python run.py language_model --preset small --data-dir ptb/   # ptb.{train,valid,test}.txt, Zaremba "small"
     python run.py language_model --preset paper --data-dir ptb/   # Zaremba "medium"; needs a GPU
@@ -14,14 +14,17 @@ Data (data.text_corpus): one UTF-8 file or a folder of .txt files, split by posi
 (train first, test last: no line shared), or the Penn Treebank files with their official splits. The
 preprocessor (vocabulary, and the Kneser-Ney baseline's n-gram counts) is fitted on the training split
 only; unknown tokens map to [UNK]. Training: truncated BPTT on non-overlapping windows of
-``sequence_length`` tokens, shuffled; the state is NOT carried across batches (each window starts from
-zeros). Evaluation scores every test token once with at least sequence_length // 2 tokens of context
-(overlapping windows). Primary metric: bits_per_token (log2 loss per token: bits per character at
-level=char) with perplexity = 2 ** bits_per_token beside it, for the model and the n-gram baseline on
-the same ids; on the synthetic corpus also the share of sampled lines that keep its rules (brackets,
-agreement). Endpoint ``generate``: prompts [B] strings, num_tokens int32, temperature float32 (0 =
-greedy), seed int32 → {"text": [B] continuations}; top_k is the config's. Samples go to the log and
-to TensorBoard text each epoch. Measured numbers: tasks/language_model/README.md.
+``sequence_length`` tokens, shuffled, each window starting from zeros; with ``carry_state`` (the ``text``
+preset) the training text is batch_size contiguous streams read in order and each row's state carries
+over to the next batch. Evaluation scores every test token once, with at least sequence_length // 2
+tokens of context (overlapping windows), or with carry_state as 64 streams read with a carried state
+after a warm-up of sequence_length tokens; the validation split is scored the same way. Primary
+metric: bits_per_token (log2 loss per token: bits per character at level=char) with perplexity =
+2 ** bits_per_token beside it, for the model and the n-gram baseline on the same ids; on the synthetic
+corpus also the share of sampled lines that keep its rules (brackets, agreement). Endpoint ``generate``:
+prompts [B] strings, num_tokens int32, temperature float32 (0 = greedy), seed int32 → {"text": [B]
+continuations}; top_k is the config's. Samples go to the log and to TensorBoard text each epoch.
+Measured numbers: tasks/language_model/README.md.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import report, training
+from common.errors import TaskError
 from common.io import atomic_write_text
 from common.task import Task, TaskData
 from data import text_corpus
@@ -45,13 +49,12 @@ from tasks.language_model import model as model_lib
 from tasks.language_model import structure
 from tasks.language_model.callbacks import sample_callbacks, sampler
 from tasks.language_model.config import Config
-from tasks.language_model.pipeline import UNKNOWN_ID, Preprocessor, evaluation_windows
+from tasks.language_model.pipeline import UNKNOWN_ID, Preprocessor
 
 logger = logging.getLogger(__name__)
 
 _SIGNATURE = [tf.TensorSpec([None], tf.string, name="prompts"), tf.TensorSpec([], tf.int32, name="num_tokens"),
               tf.TensorSpec([], tf.float32, name="temperature"), tf.TensorSpec([], tf.int32, name="seed")]
-_EVALUATION_BATCH = 64  # windows per scoring call
 
 
 @dataclasses.dataclass
@@ -98,7 +101,8 @@ class LanguageModelTask(Task):
 
     def datasets(self, data: TextData, preprocessor: Preprocessor):
         config = self.config
-        return (preprocessor.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed),
+        return (preprocessor.dataset(data.train, config.batch_size, shuffle=True, seed=config.seed,
+                                     carried=config.carry_state),
                 preprocessor.dataset(data.validation, config.batch_size, shuffle=False, seed=config.seed))
 
     # --- model ----------------------------------------------------------------------------------
@@ -111,6 +115,14 @@ class LanguageModelTask(Task):
         config = self.config
         train, validation = self.datasets(data, preprocessor)
         callbacks = sample_callbacks(config, _prompts(data.validation, 3), preprocessor, workdir)
+        if config.carry_state:
+            # tf.distribute's replicas; a JAX data_parallel job splits every batch too, whatever its device count.
+            replicas = training.replicas_in_sync()
+            if replicas > 1 or config.strategy == "data_parallel":
+                raise TaskError(f"carry_state=true carries one state per batch row, which strategy={config.strategy} "
+                                "would split between devices; expected a single device (strategy=default) or "
+                                "carry_state=false")
+            callbacks.append(model_lib.ResetCarriedState())
         if config.learning_rate_decay < 1:
             schedule = model_lib.learning_rate_schedule(config, training.learning_rate(config))
             callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
@@ -122,21 +134,17 @@ class LanguageModelTask(Task):
     def evaluate(self, model, data: TextData, preprocessor: Preprocessor, workdir: Path) -> dict[str, Any]:
         config = self.config
         stream = preprocessor.stream(data.test)
-        inputs, targets, scored = evaluation_windows(stream, config.sequence_length)
-        score = model_lib.token_log_probabilities(model)
-        bits, correct = 0.0, 0.0
-        for start in range(0, len(inputs), _EVALUATION_BATCH):
-            part = slice(start, start + _EVALUATION_BATCH)
-            log2_p, hit = map(keras.ops.convert_to_numpy, score(inputs[part], targets[part]))  # any backend
-            bits -= float(np.sum(log2_p.astype(np.float64) * scored[part]))
-            correct += float(np.sum(hit * scored[part]))
-        tokens = int(scored.sum())
-        if tokens != len(stream) - 1:
-            raise RuntimeError(f"evaluation scored {tokens} tokens; the test stream has {len(stream) - 1} targets")
+        bits, correct, tokens = model_lib.score_stream(model, stream, config)
         ngram_bits = -float(np.sum(preprocessor.ngram.log2_probabilities(stream)))
         baseline = f"kneser_ney_{preprocessor.ngram.order}gram"
-        scores = {"model": {**_summary(bits, tokens, config.level), "accuracy": correct / tokens},
-                  baseline: _summary(ngram_bits, tokens, config.level)}
+        # The validation split scored the same way, beside the test: recipes are chosen on it, never on the test.
+        validation = preprocessor.stream(data.validation)
+        validation_bits = model_lib.score_stream(model, validation, config)[0] / (len(validation) - 1)
+        ngram_validation_bits = -float(np.mean(preprocessor.ngram.log2_probabilities(validation)))
+        scores = {"model": {**_summary(bits, tokens, config.level), "accuracy": correct / tokens,
+                            "validation_bits_per_token": validation_bits},
+                  baseline: {**_summary(ngram_bits, tokens, config.level),
+                             "validation_bits_per_token": ngram_validation_bits}}
         samples = self._samples(model, preprocessor, data, Path(workdir))
         if data.synthetic and config.structure_samples:
             judged = structure.judge(model, preprocessor, config, data.test)
@@ -145,7 +153,8 @@ class LanguageModelTask(Task):
         return report.metrics(primary=self.primary_metric, model=scores["model"],
                               baselines={baseline: scores[baseline]},
                               level=config.level, test_tokens=tokens,
-                              evaluation_min_context=config.sequence_length - config.sequence_length // 2,
+                              evaluation_min_context=(config.sequence_length if config.carry_state else
+                                                      config.sequence_length - config.sequence_length // 2),
                               unknown_rate_test=float(np.mean(stream[1:] == UNKNOWN_ID)),
                               vocabulary_size=len(preprocessor.vocabulary), samples=samples)
 

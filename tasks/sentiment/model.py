@@ -1,5 +1,5 @@
-"""The bidirectional LSTM sentiment models (keras-io's, and the pooled one of the ``best`` preset), its
-learning-rate schedule, and the bag-of-n-grams logistic regression baseline (fitted by ``pipeline.fit_baseline``).
+"""The bidirectional LSTM sentiment models (keras-io's, and the pooled one of the ``best`` preset) and its
+learning-rate schedule. (The bag-of-n-grams baseline is scikit-learn's: ``pipeline.fit_baseline``.)
 
 Keras only (no TensorFlow), so the models build, train and load under every Keras backend."""
 
@@ -108,16 +108,3 @@ class CosineLearningRate(keras.callbacks.Callback):
         # (Keras' Callback.model), so the next step starts from the variables, this step size included.
         self.model.optimizer.learning_rate.assign(self.base * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
-
-def build_baseline(feature_size: int, l2: float, seed: int) -> keras.Model:
-    """[batch, feature_size] TF-IDF n-gram features → [batch, 1] probability: logistic regression.
-
-    The seeded initializer keeps the baseline off the global random state, so fitting it before the
-    LSTM is built leaves the LSTM's initial weights as they are without a baseline.
-    """
-    features = keras.Input(shape=(feature_size,), dtype="float32", name="ngram_tf_idf")
-    probability = keras.layers.Dense(
-        units=1, activation="sigmoid", dtype="float32", kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
-        kernel_regularizer=keras.regularizers.L2(l2), name="logistic_regression",
-    )(features)
-    return keras.Model(inputs=features, outputs=probability, name="ngram_logistic_regression")

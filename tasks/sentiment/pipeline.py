@@ -1,4 +1,5 @@
-"""Review text → token ids → tf.data, and the fitted ``Preprocessor`` (vocabulary + TF-IDF baseline).
+"""Review text → token ids → tf.data, the fitted ``Preprocessor`` (vocabulary + TF-IDF baseline), and the
+splits of the training reviews (by movie or at random).
 
 ``Preprocessor.encode`` (raw strings → word ids, TensorFlow ops) is the one path from text to model
 input: the training and evaluation datasets are built from its output and the exported ``serve``
@@ -8,6 +9,10 @@ masked row). Reviews longer than ``sequence_length`` tokens keep their first tok
 
 Text stays TensorFlow (tf.strings, Keras TextVectorization in tf.data) under every Keras backend; only the
 layers' own standardisation and ragged output are TensorFlow-only in Keras (see ``_ON_TENSORFLOW``).
+
+The baseline is scikit-learn's (the field's library for it): ``TfidfVectorizer`` of 1..n-grams with sublinear
+tf → ``LogisticRegression``, C chosen on validation. It is saved with joblib (a pickle: load only a WORKDIR you
+trust, as for any checkpoint) beside the vocabulary and scored in Python; it is not part of the SavedModel.
 """
 
 from __future__ import annotations
@@ -21,19 +26,20 @@ import string
 from pathlib import Path
 from typing import Any, Sequence
 
+import joblib
 import keras
 import numpy as np
+import sklearn
 import tensorflow as tf
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 
 from common import preprocessor as preprocessor_lib
 from common import progress
-from common import training
 from common.errors import TaskError
-from common.optimization import compile_model
 from common.pipelines import AUTOTUNE
 from data.aclimdb import Review
 from tasks.sentiment.config import Config
-from tasks.sentiment.model import build_baseline
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +49,11 @@ _LENGTH_SAMPLE = 2000  # training reviews whose full token counts are reported (
 _PREDICTION_CHUNK_BATCHES = 16  # batches per model.predict call while scoring a split (one progress step)
 # Files of the saved preprocessor (beside preprocessor.json in WORKDIR/checkpoints/preprocessor/).
 VOCABULARY_FILE = "vocabulary.json"  # word ids of the LSTM's input: "" (padding), "[UNK]", then words
-NGRAM_VOCABULARY_FILE = "ngram_vocabulary.json"  # the baseline's n-grams: "[UNK]", then n-grams
-NGRAM_IDF_FILE = "ngram_idf.npy"  # float32 [n-grams] inverse document frequencies, same order
-BASELINE_FILE = "baseline.keras"  # the fitted logistic regression
+# {"vectorizer": TfidfVectorizer, "classifier": LogisticRegression, "sklearn": its version}
+BASELINE_FILE = "baseline.joblib"
+# The baseline's tokens: runs of word characters, one-letter words included ("i", "a": "i loved" is a bigram).
+BASELINE_TOKEN_PATTERN = r"(?u)\b\w+\b"
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 PADDING_ID, OOV_ID = 0, 1  # TextVectorization's reserved ids: "" (masked by the Embedding) and "[UNK]"
 # Keras runs a TextVectorization's own ``standardize`` function and gives ragged output only on TensorFlow (on
 # another backend it hands the function NumPy arrays, which no tf.data graph has, and returns dense arrays).
@@ -98,15 +106,10 @@ def _texts_dataset(texts: Sequence[str]) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string)).batch(_VECTORIZE_CHUNK)
 
 
-def ngram_vectorizer(
-    max_tokens: int | None, ngrams: int, vocabulary: Sequence[str] | None = None, idf_weights: np.ndarray | None = None
-) -> keras.layers.TextVectorization:
-    """[batch] strings → [batch, n-grams] TF-IDF of 1..``ngrams``-grams (the baseline's features)."""
-    return keras.layers.TextVectorization(
-        max_tokens=max_tokens, standardize=standardize if _ON_TENSORFLOW else None, split="whitespace",
-        ngrams=ngrams, output_mode="tf_idf",
-        vocabulary=None if vocabulary is None else list(vocabulary), idf_weights=idf_weights, name="ngram_tf_idf",
-    )
+def baseline_standardize(text: str) -> str:
+    """One raw review → the baseline's text: lower-case, ``<br />`` line breaks as spaces (module-level, so the
+    pickled vectorizer can refer to it)."""
+    return _BR.sub(" ", text).lower()
 
 
 def adapt(vectorizer: keras.layers.TextVectorization, texts: Sequence[str]) -> keras.layers.TextVectorization:
@@ -117,17 +120,18 @@ def adapt(vectorizer: keras.layers.TextVectorization, texts: Sequence[str]) -> k
 
 class Preprocessor(preprocessor_lib.Preprocessor):
     """What the sentiment task fits on the training split: the word vocabulary of the LSTM's input
-    and the whole TF-IDF → logistic-regression baseline (its n-gram vocabulary, idf weights and model)."""
+    and the whole TF-IDF → logistic-regression baseline (scikit-learn's vectorizer and classifier)."""
 
     task = "sentiment"
 
     def __init__(self, vectorizer: keras.layers.TextVectorization, sequence_length: int,
-                 ngram_vectorizer: keras.layers.TextVectorization, baseline: keras.Model, summary: dict[str, Any]):
+                 baseline_vectorizer: TfidfVectorizer, baseline_classifier: LogisticRegression,
+                 summary: dict[str, Any]):
         self.vectorizer = vectorizer
         self.sequence_length = int(sequence_length)  # tokens kept per review
-        self.ngram_vectorizer = ngram_vectorizer
-        self.baseline = baseline
-        self.summary = summary  # JSON facts of the fit (vocabulary size, review lengths, baseline training)
+        self.baseline_vectorizer = baseline_vectorizer
+        self.baseline_classifier = baseline_classifier
+        self.summary = summary  # JSON facts of the fit (vocabulary size, review lengths, baseline's choice of C)
         vectorizer(tf.constant([""]))  # built now: an export may track it before any real call
 
     @property
@@ -143,11 +147,8 @@ class Preprocessor(preprocessor_lib.Preprocessor):
         # Lengths before the cut at sequence_length, to report how much text the model does not see.
         sample = _texts_dataset(texts[:_LENGTH_SAMPLE]).map(lambda chunk: word_ids(vectorizer, chunk).row_lengths())
         lengths = np.concatenate([chunk.numpy() for chunk in sample])
-        with progress.stage(f"TF-IDF 1..{config.baseline_ngrams}-gram vocabulary of the training reviews"):
-            ngrams = adapt(ngram_vectorizer(config.baseline_max_tokens, config.baseline_ngrams), texts)
-        baseline, baseline_summary = fit_baseline(
-            config, ngrams, (texts, labels_of(data.train)),
-            ([r.text for r in data.validation], labels_of(data.validation)),
+        baseline_vectorizer, classifier, baseline_summary = fit_baseline(
+            config, (texts, labels_of(data.train)), ([r.text for r in data.validation], labels_of(data.validation)),
         )
         summary = {
             "vocabulary_size": int(vectorizer.vocabulary_size()),
@@ -158,33 +159,30 @@ class Preprocessor(preprocessor_lib.Preprocessor):
             },
             "baseline": baseline_summary,
         }
-        return cls(vectorizer, config.sequence_length, ngrams, baseline, summary)
+        return cls(vectorizer, config.sequence_length, baseline_vectorizer, classifier, summary)
 
     def get_state(self) -> dict[str, Any]:
-        ngrams = self.ngram_vectorizer.get_config()["ngrams"]
-        return {"sequence_length": self.sequence_length, "ngrams": ngrams, "summary": self.summary}
+        return {"sequence_length": self.sequence_length, "summary": self.summary}
 
     def save_files(self, folder: Path) -> None:
+        # ``folder`` is the temporary folder of Preprocessor.save, swapped in whole: the files here are
+        # written atomically together.
         folder = Path(folder)
-        for name, layer in ((VOCABULARY_FILE, self.vectorizer), (NGRAM_VOCABULARY_FILE, self.ngram_vectorizer)):
-            (folder / name).write_text(json.dumps(layer.get_vocabulary(), ensure_ascii=False), encoding="utf-8")
-        store: dict[str, np.ndarray] = {}
-        self.ngram_vectorizer.save_own_variables(store)  # {"idf_weights": float32 [n-grams]}
-        np.save(folder / NGRAM_IDF_FILE, store["idf_weights"])
-        self.baseline.save(folder / BASELINE_FILE)
+        (folder / VOCABULARY_FILE).write_text(json.dumps(self.vectorizer.get_vocabulary(), ensure_ascii=False),
+                                              encoding="utf-8")
+        joblib.dump({"vectorizer": self.baseline_vectorizer, "classifier": self.baseline_classifier,
+                     "sklearn": sklearn.__version__}, folder / BASELINE_FILE)
 
     @classmethod
     def from_state(cls, state: dict[str, Any], folder: Path) -> "Preprocessor":
         folder = Path(folder)
-        # max_tokens=None: the saved vocabularies fix the sizes (the cap only mattered when adapting).
+        # max_tokens=None: the saved vocabulary fixes the size (the cap only mattered when adapting).
         vectorizer = word_vectorizer(None, _read_vocabulary(folder / VOCABULARY_FILE))
-        ngrams = ngram_vectorizer(None, int(state["ngrams"]), _read_vocabulary(folder / NGRAM_VOCABULARY_FILE),
-                                  np.load(folder / NGRAM_IDF_FILE))
-        baseline = keras.saving.load_model(folder / BASELINE_FILE, compile=False)
-        return cls(vectorizer, int(state["sequence_length"]), ngrams, baseline, state["summary"])
+        baseline_vectorizer, classifier = _read_baseline(folder / BASELINE_FILE)
+        return cls(vectorizer, int(state["sequence_length"]), baseline_vectorizer, classifier, state["summary"])
 
     def layers(self) -> list[Any]:
-        return [self.vectorizer]  # the serving graph's only fitted layer (the baseline is not exported)
+        return [self.vectorizer]  # the serving graph's only fitted layer (the baseline is scikit-learn, not exported)
 
     def encode(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """[batch] raw review strings → [batch, (1..sequence_length)] int32 word ids, unpadded.
@@ -201,61 +199,75 @@ class Preprocessor(preprocessor_lib.Preprocessor):
                                                   row_lengths=empty)
         return tf.cast(tf.concat([ids, filler], axis=1), tf.int32)
 
-    def baseline_features(self, texts: tf.Tensor) -> tf.Tensor:
-        """[batch] raw review strings → [batch, n-grams] TF-IDF weights: the baseline's input."""
-        return vectorize(self.ngram_vectorizer, texts)
-
-    def baseline_probabilities(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        """P(positive) of the TF-IDF logistic regression for each of ``texts``."""
+    def baseline_probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """[len(texts)] float64 P(positive) of the TF-IDF logistic regression."""
         texts = list(texts)
-
-        def batches(start: int, stop: int) -> tf.data.Dataset:
-            dataset = tf.data.Dataset.from_tensor_slices(texts[start:stop]).batch(batch_size)
-            return dataset.map(self.baseline_features, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
-
-        return predict_in_chunks(self.baseline, batches, len(texts), batch_size, "TF-IDF baseline on the reviews")
+        if not texts:
+            return np.zeros([0])
+        return self.baseline_classifier.predict_proba(self.baseline_vectorizer.transform(texts))[:, 1]
 
 
 def fit_baseline(
-    config: Config,
-    vectorizer: keras.layers.TextVectorization,
-    train: tuple[Sequence[str], np.ndarray],
-    validation: tuple[Sequence[str], np.ndarray],
-) -> tuple[keras.Model, dict[str, Any]]:
-    """Fits the logistic regression on ``vectorizer``'s TF-IDF features of the (texts, labels) of the
-    training split, early-stopped on the validation split; returns it and a summary of its training."""
-    feature_size = int(vectorizer.vocabulary_size())
-    baseline = build_baseline(feature_size, l2=config.baseline_l2, seed=config.seed)
-    compile_model(baseline, config, loss="binary_crossentropy", metrics=["accuracy"],
-                  optimizer=keras.optimizers.Adam(learning_rate=config.baseline_learning_rate))
-
-    def features(split, shuffle):
-        texts, labels = split
-        dataset = tf.data.Dataset.from_tensor_slices((list(texts), labels))
-        if shuffle:
-            dataset = dataset.shuffle(len(texts), seed=config.seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(config.batch_size * 4)  # a linear model: larger batches are as good and faster
-        # [batch] strings → [batch, feature_size] TF-IDF.
-        dataset = dataset.map(lambda batch, targets: (vectorize(vectorizer, batch), targets),
-                              num_parallel_calls=AUTOTUNE)
-        return dataset.prefetch(AUTOTUNE)
-
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
-    # Its epochs show like the LSTM's (a bar on a terminal, a line each in logs): on the full IMDB
-    # training split the TF-IDF of 20k reviews takes a while. shuffle=False: the dataset shuffles itself.
-    logger.info("fitting the baseline (TF-IDF %d-grams → logistic regression), at most %d epochs",
-                config.baseline_ngrams, config.baseline_epochs)
-    history = baseline.fit(features(train, True), validation_data=features(validation, False),
-                           epochs=config.baseline_epochs, callbacks=[stop], verbose=training.verbosity(config),
-                           shuffle=False)
+    config: Config, train: tuple[Sequence[str], np.ndarray], validation: tuple[Sequence[str], np.ndarray],
+) -> tuple[TfidfVectorizer, LogisticRegression, dict[str, Any]]:
+    """Fits the TF-IDF vectorizer on the training texts and one logistic regression per C of
+    ``config.baseline_c_grid`` on their features; keeps the one with the highest validation accuracy
+    (the first, i.e. smallest listed C, on a tie). Returns it, its vectorizer and a summary."""
+    (train_texts, train_labels), (validation_texts, validation_labels) = train, validation
+    vectorizer = TfidfVectorizer(
+        preprocessor=baseline_standardize, token_pattern=BASELINE_TOKEN_PATTERN,
+        ngram_range=(1, config.baseline_ngrams), min_df=config.baseline_min_df, sublinear_tf=True,
+        dtype=np.float32,
+    )
+    with progress.stage(f"TF-IDF 1..{config.baseline_ngrams}-grams of {len(train_texts):,} training reviews"):
+        try:
+            train_features = vectorizer.fit_transform(list(train_texts))
+        except ValueError as error:  # scikit-learn: "empty vocabulary; perhaps the documents only contain ..."
+            raise TaskError(f"TF-IDF baseline: no n-gram occurs in baseline_min_df={config.baseline_min_df} of the "
+                            f"{len(train_texts)} training reviews ({error}); expected a lower baseline_min_df"
+                            ) from None
+        validation_features = vectorizer.transform(list(validation_texts))
+    best, accuracies = None, {}
+    for c in config.baseline_c_grid:
+        # liblinear: the exact solver for a binary L2 logistic regression on sparse features; seeded, so
+        # the same data gives the same weights.
+        classifier = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=config.seed)
+        classifier.fit(train_features, np.asarray(train_labels).astype(np.int64))
+        accuracy = float(np.mean(classifier.predict(validation_features) == np.asarray(validation_labels)))
+        accuracies[str(c)] = accuracy
+        logger.info("baseline TF-IDF → logistic regression, C=%g: validation accuracy %.4f", c, accuracy)
+        if best is None or accuracy > best[1]:
+            best = (c, accuracy, classifier)
+    chosen_c, accuracy, classifier = best
     summary = {
-        "features": feature_size,
-        "epochs_run": len(history.history["loss"]),
-        "best_val_loss": float(min(history.history["val_loss"])),
-        "best_val_accuracy": float(max(history.history["val_accuracy"])),
+        "library": f"scikit-learn {sklearn.__version__}",
+        "features": int(train_features.shape[1]),
+        "c": chosen_c,
+        "best_val_accuracy": accuracy,
+        "val_accuracy_per_c": accuracies,
     }
-    logger.info("baseline (TF-IDF %d-grams → logistic regression): %s", config.baseline_ngrams, summary)
-    return baseline, summary
+    logger.info("baseline: C=%g chosen on validation (accuracy %.4f), %d n-gram features", chosen_c, accuracy,
+                summary["features"])
+    return vectorizer, classifier, summary
+
+
+def _read_baseline(path: Path) -> tuple[TfidfVectorizer, LogisticRegression]:
+    if not Path(path).is_file():
+        raise TaskError(f"{str(path)!r} is missing: this preprocessor was saved without the scikit-learn baseline "
+                        f"(an older version of the task?); retrain in a new --workdir")
+    try:
+        saved = joblib.load(path)
+    except Exception as error:  # unpickling fails in many ways (truncated file, other library versions)
+        raise TaskError(f"{str(path)!r} cannot be read ({type(error).__name__}: {error}); expected the joblib file "
+                        f"of the TF-IDF baseline; retrain in a new --workdir") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("vectorizer"), TfidfVectorizer) \
+            or not isinstance(saved.get("classifier"), LogisticRegression):
+        raise TaskError(f"{str(path)!r} holds {type(saved).__name__}; expected a dict with a TfidfVectorizer "
+                        f"'vectorizer' and a LogisticRegression 'classifier'; retrain in a new --workdir")
+    if saved.get("sklearn") != sklearn.__version__:
+        logger.warning("%s was saved by scikit-learn %s; this is %s (scikit-learn guarantees pickles only within "
+                       "one version)", path, saved.get("sklearn"), sklearn.__version__)
+    return saved["vectorizer"], saved["classifier"]
 
 
 def _read_vocabulary(path: Path) -> list[str]:
@@ -416,8 +428,52 @@ def stratified_split(reviews: Sequence[Review], fraction: float, seed: int) -> t
     return rest, held_out
 
 
+def grouped_split(reviews: Sequence[Review], fraction: float, seed: int) -> tuple[list[Review], list[Review]]:
+    """(rest, held_out): whole groups (movies) held out, chosen with ``seed``, until ``fraction`` of the reviews
+    is reached. No group has reviews on both sides, so movie-specific words (titles, names, plot) cannot carry
+    a label from one side to the other, as they cannot from aclImdb's training half to its test half.
+    Every review must have a group (``Review.group``)."""
+    rng = random.Random(seed)
+    members: dict[str, list[Review]] = {}
+    for review in reviews:
+        members.setdefault(review.group, []).append(review)
+    groups = sorted(members)  # sorted first: the draw depends on the seed only, not on the reviews' order
+    rng.shuffle(groups)
+    target = int(round(len(reviews) * fraction))
+    rest, held_out = [], []
+    for group in groups:
+        (held_out if len(held_out) < target else rest).extend(members[group])
+    rng.shuffle(rest)
+    rng.shuffle(held_out)
+    return rest, held_out
+
+
+def split_reviews(
+    reviews: Sequence[Review], fraction: float, seed: int, how: str
+) -> tuple[list[Review], list[Review], str]:
+    """(rest, held_out, what was done): ``how`` "movie" holds out whole groups (``grouped_split``) when every
+    review has one, else (tfds, imdb.npz) falls back to ``stratified_split`` with a warning; "random" is
+    ``stratified_split``. The third item says which ran, for results.json."""
+    if how == "movie":
+        groups = {r.group for r in reviews}
+        if reviews and None not in groups:
+            rest, held_out = grouped_split(reviews, fraction, seed)
+            if rest and held_out:
+                return rest, held_out, f"by group ({len(groups):,} groups)"
+            logger.warning("%d reviews in %d groups cannot hold out %.0f %% by group: splitting at random",
+                           len(reviews), len(groups), 100 * fraction)
+        else:
+            logger.warning("validation_split='movie', but these reviews are not grouped by movie (no aclImdb ids or "
+                           "urls files): splitting at random, so reviews of one movie may sit on both sides")
+    rest, held_out = stratified_split(reviews, fraction, seed)
+    return rest, held_out, "random, stratified by label"
+
+
 def split_facts(reviews: Sequence[Review]) -> dict[str, int]:
-    return {"reviews": len(reviews), "positive": int(sum(r.label for r in reviews))}
+    facts = {"reviews": len(reviews), "positive": int(sum(r.label for r in reviews))}
+    if reviews and all(r.group is not None for r in reviews):
+        facts["groups"] = len({r.group for r in reviews})
+    return facts
 
 
 def sample_reviews(reviews: Sequence[Review], count: int) -> list[Review]:

@@ -11,14 +11,16 @@ Model (keras-io "Bidirectional LSTM on IMDB"): TextVectorization fitted on the t
 (lower-case, ``<br />`` and punctuation removed) → Embedding(mask_zero) → BiLSTM(64, sequences) →
 BiLSTM(64) → Dense(1, sigmoid); the checkpoint follows validation accuracy. ``--preset best`` (the
 strongest recipe found for the real reviews, see config.py): one BiLSTM over 500 tokens, masked max+mean
-pooling over its states, spatial dropout and dropout, a cosine learning-rate schedule. Baseline ``tfidf_logistic``,
-fitted in the train step beside the vocabulary (``pipeline.Preprocessor``): TF-IDF of unigrams and
-bigrams → logistic regression (one sigmoid unit). Metrics on the test split (or, when the data has no
-test split, on the validation split carved from train, and ``evaluated_on`` says so): accuracy
-(primary) and ROC AUC for both, confusion counts as an extra; WORKDIR/roc.png and WORKDIR/confusion.png
-draw them. The exported ``serve`` endpoint takes a batch of raw strings and returns ``probability``
-(float32, positive class) and ``label`` ("positive"/"negative"); ``predict`` takes review texts or paths
-of UTF-8 .txt files. Every review reaches the LSTM with at least one token (see ``Preprocessor.encode``).
+pooling over its states, spatial dropout and dropout, a cosine learning-rate schedule. Baseline
+``tfidf_logistic``, fitted in the train step beside the vocabulary (``pipeline.Preprocessor``), the field's standard in
+scikit-learn: TF-IDF of unigrams and bigrams (sublinear tf) → logistic regression, C chosen on validation;
+scored in Python, not exported. Validation holds whole movies (``validation_split``; aclImdb's urls files
+say which movie a review is about). Metrics on the test split (or, when the data has no test split, on
+whole movies held out of train first, and ``evaluated_on`` says so): accuracy (primary) and ROC AUC for
+both, confusion counts as an extra; WORKDIR/roc.png and WORKDIR/confusion.png draw them. The exported
+``serve`` endpoint takes a batch of raw strings and returns ``probability`` (float32, positive class)
+and ``label`` ("positive"/"negative"); ``predict`` takes review texts or paths of UTF-8 .txt files.
+Every review reaches the LSTM with at least one token (see ``Preprocessor.encode``).
 """
 
 from __future__ import annotations
@@ -51,14 +53,15 @@ LABEL_NAMES = ("negative", "positive")  # index = label id
 BASELINE = "tfidf_logistic"  # the baseline's name in results.json
 _PREDICTION_BATCH = 128  # reviews per inference batch (sorted by length, so little padding)
 _SAMPLES = 3  # test reviews write_samples puts in WORKDIR/samples
+_HELD_OUT_SEED = 2011  # draws the held-out movies of data without a test split (the same for every run)
 
 
 @dataclasses.dataclass
 class SentimentData(TaskData):
     train: list[aclimdb.Review]  # the training split minus the validation reviews
-    validation: list[aclimdb.Review]  # carved from train, stratified by label
-    test: list[aclimdb.Review]  # the test split, or the validation split when the data has none
-    evaluated_on: str  # "test", or says that ``test`` is the validation split
+    validation: list[aclimdb.Review]  # carved from train: whole movies (validation_split="movie") or at random
+    test: list[aclimdb.Review]  # the test split, or whole movies held out of train when the data has none
+    evaluated_on: str  # "test", or says that ``test`` is a held-out part of the training split
 
 
 class SentimentTask(Task):
@@ -74,7 +77,7 @@ class SentimentTask(Task):
     monitor = "val_accuracy"
     monitor_mode = "max"
     predict_usage = "REVIEW_TEXT_OR_TXT_FILE [...]"
-    extra_packages = ("scipy", "tensorflow-datasets")
+    extra_packages = ("scipy", "scikit-learn", "tensorflow-datasets")
     can_download = True  # --download fetches tfds imdb_reviews (the only network access in the suite)
 
     # --- data -----------------------------------------------------------------------------------
@@ -102,20 +105,28 @@ class SentimentTask(Task):
         if config.max_train_reviews is not None and config.max_train_reviews < len(reviews):
             fraction = config.max_train_reviews / len(reviews)
             _, reviews = pipeline.stratified_split(reviews, fraction, seed=config.seed + 1)
-        train, validation = pipeline.stratified_split(reviews, config.validation_fraction, seed=config.seed)
-        if len(train) < 2 or len(validation) < 2:
-            raise DataError(f"{corpus.source}: {len(reviews)} training reviews leave {len(train)} for training and "
-                            f"{len(validation)} for validation; expected at least 2 each")
         if "test" in corpus.splits:
-            test, evaluated_on = corpus.splits["test"], "test"
+            test, evaluated_on, test_split = corpus.splits["test"], "test", None
         else:
-            # The shared real data has no test half: the final number is then the validation accuracy.
-            test, evaluated_on = validation, "validation (the data has no test split)"
-            logger.warning("No test split in %s: metrics are computed on the validation split", corpus.source)
+            # No test half (e.g. the training half alone): whole movies are held out as its stand-in, as
+            # aclImdb's test half shares no movie with its training half. A fixed seed, so that every run
+            # (every seed, every preset) is scored on the same reviews, as on a real test split.
+            reviews, test, test_split = pipeline.split_reviews(reviews, config.held_out_fraction, _HELD_OUT_SEED,
+                                                               "movie")
+            evaluated_on = "held-out part of the training split (the data has no test split)"
+            logger.warning("No test split in %s: metrics are computed on %d held-out training reviews (%s)",
+                           corpus.source, len(test), test_split)
+        train, validation, validation_split = pipeline.split_reviews(reviews, config.validation_fraction,
+                                                                     config.seed, config.validation_split)
+        if len(train) < 2 or len(validation) < 2 or len(test) < 2:
+            raise DataError(f"{corpus.source}: {len(corpus.splits['train'])} training reviews leave {len(train)} for "
+                            f"training, {len(validation)} for validation and {len(test)} for the test; expected at "
+                            f"least 2 each")
         info = {
             "source": source, "path": corpus.source, "format": corpus.format, "notes": corpus.notes,
             "splits": {"train": pipeline.split_facts(train), "validation": pipeline.split_facts(validation),
-                       "test": pipeline.split_facts(test) if evaluated_on == "test" else None},
+                       "test": pipeline.split_facts(test)},
+            "validation_split": validation_split, "held_out_split": test_split,
             "evaluated_on": evaluated_on,
         }
         return SentimentData(train=train, validation=validation, test=test, evaluated_on=evaluated_on, info=info)
@@ -161,7 +172,7 @@ class SentimentTask(Task):
         texts = [r.text for r in reviews]
         probabilities = {
             "model": pipeline.model_probabilities(model, preprocessor, texts, _PREDICTION_BATCH),
-            BASELINE: preprocessor.baseline_probabilities(texts, _PREDICTION_BATCH),
+            BASELINE: preprocessor.baseline_probabilities(texts),
         }
         reports = {name: binary_report(labels, p) for name, p in probabilities.items()}
         scores = {name: {"accuracy": r["accuracy"], "roc_auc": r["roc_auc"]} for name, r in reports.items()}
@@ -174,7 +185,7 @@ class SentimentTask(Task):
         lines = ["source\tlabel\tmodel_probability\tbaseline_probability"]
         lines += [f"{r.source}\t{r.label}\t{p:.6f}\t{b:.6f}" for r, p, b in zip(reviews, model_p, baseline_p)]
         atomic_write_text(Path(workdir) / "test_predictions.tsv", "\n".join(lines) + "\n")
-        split = "test" if data.evaluated_on == "test" else "validation"
+        split = "test" if data.evaluated_on == "test" else "held-out"
         plots.plot_roc(Path(workdir) / "roc.png", labels, probabilities,
                        {name: score["roc_auc"] for name, score in scores.items()}, split)
         plots.plot_confusion(Path(workdir) / "confusion.png", {name: r["confusion"] for name, r in reports.items()},
