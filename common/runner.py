@@ -139,18 +139,12 @@ def run_in(task_class, options: argparse.Namespace, action: str, config, workdir
             atomic_write_json(staging.folder / "bench.json", results)
             staging.commit()
         except BaseException as error:
-            if not staging.abandon(keep=False) and isinstance(error, Exception):
-                _rewrite_paths(error, staging)
-            if isinstance(error, Exception) and staging.has_finished_run:
-                _say_finished_run_kept(error, workdir)
+            _after_failure(error, staging, workdir, keep=False)
             raise
         title = f"{task.name} bench → {workdir / 'bench.json'}"
         print(report.format_table(results.get("figures", results), title=title))
         return results
 
-    # Under another backend than TensorFlow the export step runs in a child process with the TensorFlow backend
-    # (common.distribution.export_in_child): the SavedModel graph is TensorFlow's, the checkpoint and the fitted
-    # preprocessor are backend-neutral files.
     steps = parse_steps(options.steps)
     train = "train" in steps
     try:
@@ -158,16 +152,8 @@ def run_in(task_class, options: argparse.Namespace, action: str, config, workdir
         results = staging.final_path(results)  # results.json names the final WORKDIR's files
         atomic_write_json(staging.folder / "results.json", results)
         staging.commit()
-    except Exception as error:
-        # A train step's staging folder stays when it holds something (an interrupted run's state to resume,
-        # a failed run's logs the error points to); otherwise the error names WORKDIR's paths.
-        if not staging.abandon(keep=train):
-            _rewrite_paths(error, staging)
-        if staging.has_finished_run:
-            _say_finished_run_kept(error, workdir)
-        raise
-    except BaseException:  # KeyboardInterrupt: the staging folder keeps the state a re-run resumes
-        staging.abandon(keep=train)
+    except BaseException as error:
+        _after_failure(error, staging, workdir, keep=train)
         raise
     seconds = results["seconds"]
     if "metrics" in results:
@@ -179,6 +165,17 @@ def run_in(task_class, options: argparse.Namespace, action: str, config, workdir
     if "export" in results:
         print("try the exported model: python " + shlex.join(results["export"]["predict_example"]))
     return results
+
+
+def _after_failure(error: BaseException, staging, workdir: Path, keep: bool) -> None:
+    """A failed bench or run: its staging folder goes, unless ``keep`` (a train step) and it holds something (an
+    interrupted run's state to resume, a failed run's logs the error points to). A one-line error then names
+    WORKDIR's paths, not the staging folder's, and says that the finished run in WORKDIR was kept. A
+    KeyboardInterrupt only keeps or removes the folder."""
+    if not staging.abandon(keep=keep) and isinstance(error, Exception):
+        _rewrite_paths(error, staging)
+    if isinstance(error, Exception) and staging.has_finished_run:
+        _say_finished_run_kept(error, workdir)
 
 
 def _rewrite_paths(error: Exception, staging) -> None:
@@ -255,6 +252,8 @@ def _run_steps(task, options: argparse.Namespace, config, steps: list[str], work
             # Inputs a user can try the exported model on at once (README's predict examples use them).
             samples = task.write_samples(data, workdir / "samples")
         else:
+            # Under another backend the SavedModel is written by a child process with the TensorFlow backend: its
+            # graph is TensorFlow's, while the checkpoint and the fitted preprocessor are backend-neutral files.
             results["export"] = distribution.export_in_child(task, options, workdir)
             samples = results["export"].pop("samples")
         results["export"]["predict_example"] = ["run.py", task.name, "predict", "--model", str(workdir / "export"),

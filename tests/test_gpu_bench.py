@@ -38,10 +38,11 @@ def _keras_trainable(model) -> int:
     return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
 
 
+# The quick sizes (the paper models at the tiny presets' widths) in CI; the paper sizes take minutes to build.
+@pytest.mark.parametrize("quick", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["quick", "paper"])
 @pytest.mark.parametrize("name", tasks.TASK_NAMES)
-def test_each_peer_has_the_keras_models_trainable_parameters_and_output_shape(name):
-    """At the quick sizes (the paper models at the tiny presets' widths): the structure is what must agree."""
-    work, model, module = _pair(name, quick=True)
+def test_each_peer_has_the_keras_models_trainable_parameters_and_output_shape(name, quick):
+    work, model, module = _pair(name, quick=quick)
     assert gpu_bench_torch.trainable_parameters(module) == _keras_trainable(model), name
     keras_shape, torch_shape = _shapes(work, model, module)
     assert keras_shape == torch_shape, name
@@ -49,15 +50,6 @@ def test_each_peer_has_the_keras_models_trainable_parameters_and_output_shape(na
     for parameter_name, parameter in module.named_parameters():
         if parameter_name.split(".")[-1].startswith("bias_hh"):
             assert not parameter.requires_grad and not parameter.detach().abs().sum()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", tasks.TASK_NAMES)
-def test_each_peer_matches_at_the_paper_sizes(name):
-    work, model, module = _pair(name, quick=False)
-    assert gpu_bench_torch.trainable_parameters(module) == _keras_trainable(model), name
-    keras_shape, torch_shape = _shapes(work, model, module)
-    assert keras_shape == torch_shape, name
 
 
 def test_the_peer_trains_on_the_same_arrays_beside_the_keras_model():
