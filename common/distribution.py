@@ -522,8 +522,9 @@ def follow(task_class, options, config, workdir: Path) -> dict:
                     "resuming process 0's interrupted run" if state.get("resumed") else "training")
         record = task.fit(model, data, preprocessor, scratch)
         await_done()
-        print(f"process {_job.process_id} of {_job.processes}: trained {record.get('epochs_run_this_process')} "
-              f"epochs beside process 0, which wrote {workdir}")
+        epochs = record.get("epochs_run_this_process")
+        print(f"process {_job.process_id} of {_job.processes}: trained {epochs} epoch{'' if epochs == 1 else 's'} "
+              f"beside process 0, which wrote {workdir}")
         return record
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
