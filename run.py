@@ -34,7 +34,7 @@ from common import quiet, runner  # noqa: E402
 from tasks import commands  # noqa: E402
 from common.config import BaseConfig, ConfigError  # noqa: E402
 from common.sizes import check_sizes  # noqa: E402
-from common.errors import DataError, TaskError, TrainingDiverged, UsageError  # noqa: E402
+from common.errors import DataError, RunFailed, TaskError, UsageError  # noqa: E402
 
 ACTIONS = ("run", "predict", "score", "bench")
 STEPS = runner.STEPS
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; run the same command again to resume training", file=sys.stderr)
         return 130
-    except (TrainingDiverged, runner.SeedFailed) as error:
+    except RunFailed as error:  # diverged training, a failed seed or process of a job
         print(f"error: {error}", file=sys.stderr)
         return 1
     except (ConfigError, TaskError, DataError, FileNotFoundError, tasks.UnknownTaskError) as error:

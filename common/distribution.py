@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common.errors import TrainingDiverged, UsageError
+from common.errors import RunFailed, UsageError
 
 ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
 PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
@@ -62,9 +62,8 @@ GRACE_SECONDS = 3.0  # after a failed collective: time for the failed process to
 logger = logging.getLogger("run")
 
 
-class JobFailed(TrainingDiverged):
-    """A process of the job failed or was lost. run.py prints it as one ``error:`` line and exits with 1 (a
-    subclass of TrainingDiverged only for that: run.py prints that class so)."""
+class JobFailed(RunFailed):
+    """A process of the job failed or was lost: one ``error:`` line naming it, exit code 1."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -379,7 +378,7 @@ def _exit_code(error: BaseException) -> int:
 
     if isinstance(error, KeyboardInterrupt):
         return 130
-    if isinstance(error, (TrainingDiverged,)):
+    if isinstance(error, RunFailed):
         return 1
     if isinstance(error, (UsageError, ConfigError, TaskError, DataError, FileNotFoundError, PermissionError)):
         return 2

@@ -1,4 +1,4 @@
-"""The user-facing error kinds. run.py prints each as one ``error:`` line and exits with 2 (``TrainingDiverged``: 1).
+"""The user-facing error kinds. run.py prints each as one ``error:`` line and exits with 2 (``RunFailed``: 1).
 
 They live in ``common/`` so that every layer (readers in ``data/``, shared code, tasks) raises the
 same classes without ``common/`` importing ``data/``.
@@ -18,6 +18,10 @@ class TaskError(ValueError):
     """A user-facing problem with the task's input (model folder, predictions file, arguments)."""
 
 
-class TrainingDiverged(RuntimeError):
-    """Training produced a non-finite loss. run.py prints it as one ``error:`` line and exits with 1,
-    and nothing is exported: a NaN model must never reach a user."""
+class RunFailed(RuntimeError):
+    """A run stopped for a reason other than its input (the input's errors exit with 2). run.py prints it as one
+    ``error:`` line and exits with 1."""
+
+
+class TrainingDiverged(RunFailed):
+    """Training produced a non-finite loss. Nothing is exported: a NaN model must never reach a user."""

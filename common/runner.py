@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from common.errors import UsageError
+from common.errors import RunFailed, UsageError
 
 STEPS = ("train", "evaluate", "export")
 RUN_PY = Path(__file__).resolve().parents[1] / "run.py"  # what a seed's own process runs
@@ -268,8 +268,8 @@ def _run_steps(task, options: argparse.Namespace, config, steps: list[str], work
     return results
 
 
-class SeedFailed(Exception):
-    """One seed of a ``--set seeds=...`` series failed; run.py prints it as one ``error:`` line and exits with 1."""
+class SeedFailed(RunFailed):
+    """One seed of a ``--set seeds=...`` series failed (it names the seed and keeps the finished ones)."""
 
 
 def seed_command(task_class, options: argparse.Namespace, workdir: Path, seed: int,
