@@ -15,9 +15,12 @@ Every reader returns a :class:`ReviewCorpus` of plain :class:`Review` records (l
 so each review of an aclImdb folder or archive carries its movie as ``group``: the IMDb title of
 ``{split}/urls_{pos,neg}.txt`` (line N = the movie of the review with id N, the ``<id>`` of its file
 name). Without those files (e.g. an archive repacked without them) the group is a block of
-``ID_BLOCK`` consecutive ids of one label folder: aclImdb numbers a movie's reviews consecutively
-(the urls files show it), so such a block keeps almost every movie whole, though the same movie's
-reviews in the other label folder may land in another block; ``notes`` says which grouping was used.
+``ID_BLOCK`` consecutive ids taken from both label folders ("ids 0-249": positive and negative reviews
+0-249): aclImdb numbers a movie's reviews consecutively within a folder (the urls files show it), so a
+block keeps almost every movie whole, though the same movie's reviews in the other label folder may land
+in another block. Each label folder holds half the reviews, so every block holds both labels equally and
+a split by block is balanced; blocks of one folder would give validation splits of mostly one label (3 of
+8 blocks positive: 37.5 %). ``notes`` says which grouping was used.
 tensorflow-datasets and imdb.npz have neither, and their reviews have no group (None).
 
 A missing ``test`` split is not an error (the shared real data has only ``train``): the corpus then has
@@ -47,7 +50,7 @@ LABELS = {"neg": 0, "pos": 1}
 IGNORED_LABEL_FOLDERS = ("unsup",)  # unlabelled reviews of aclImdb/train
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 URLS_FILES = {label: f"urls_{label}.txt" for label in LABELS}  # per split folder: line N = movie of review id N
-ID_BLOCK = 500  # consecutive ids of one label folder that stand in for movies when the urls files are missing
+ID_BLOCK = 250  # consecutive ids, of both label folders, that stand in for movies when the urls files are missing
 _FILE_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")  # aclImdb's <id>_<rating>.txt
 _TITLE = re.compile(r"/title/(tt\d+)")  # an IMDb movie page URL → its title id
 
@@ -57,7 +60,7 @@ class Review:
     text: str
     label: int  # 1 = positive, 0 = negative
     source: str  # file path, "archive:member", or "imdb.npz:x_train[17]": where an error points
-    # The movie reviewed ("tt0453418" from the urls files), a stand-in block of ids ("pos ids 500-999") when
+    # The movie reviewed ("tt0453418" from the urls files), a stand-in block of ids ("ids 250-499") when
     # they are missing, or None when the source has no ids (tfds, imdb.npz): a split by group keeps a
     # movie's reviews on one side.
     group: str | None = None
@@ -182,7 +185,7 @@ def _with_groups(
         have_urls = all((split, label) in urls for label in labels)
         if not have_urls:
             notes.append(f"no {split}/urls_pos.txt and urls_neg.txt in {source}: reviews grouped by blocks of "
-                         f"{ID_BLOCK} consecutive ids instead of by movie")
+                         f"{ID_BLOCK} consecutive ids of both label folders instead of by movie")
         for label, reviews in labels.items():
             grouped = []
             for review in reviews:
@@ -200,7 +203,7 @@ def _with_groups(
                     group = titles[review_id]
                 else:
                     start = review_id // ID_BLOCK * ID_BLOCK
-                    group = f"{label} ids {start}-{start + ID_BLOCK - 1}"
+                    group = f"ids {start}-{start + ID_BLOCK - 1}"  # both labels: see the module docstring
                 grouped.append(dataclasses.replace(review, group=group))
             labels[label] = grouped
     return notes

@@ -160,8 +160,11 @@ def test_without_urls_files_reviews_are_grouped_by_blocks_of_ids_and_the_notes_s
     (folder / "train" / "pos" / "0_9.txt").rename(folder / "train" / "pos" / f"{aclimdb.ID_BLOCK + 3}_9.txt")
     corpus = aclimdb.read_aclimdb_folder(folder)
     groups = sorted({r.group for r in corpus.splits["train"]})
-    assert groups == ["neg ids 0-499", "pos ids 0-499", "pos ids 500-999"]
-    assert any("grouped by blocks of 500 consecutive ids instead of by movie" in n for n in corpus.notes)
+    # A block holds the same ids of both label folders, so that a split by block keeps the labels balanced.
+    assert groups == ["ids 0-249", "ids 250-499"]
+    assert {r.label for r in corpus.splits["train"] if r.group == "ids 0-249"} == {0, 1}
+    assert any("grouped by blocks of 250 consecutive ids of both label folders instead of by movie" in n
+               for n in corpus.notes)
 
 
 def test_bad_urls_files_are_named(tmp_path):
