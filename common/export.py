@@ -7,12 +7,16 @@ checks the folder and its manifest, then calls the task's endpoint on the task's
 
 The exported folder must serve users who have TensorFlow but not this project, so the check runs
 ``python -I`` (isolated: no PYTHONPATH, no script folder on sys.path) from a temporary folder,
-loads the SavedModel with ``tf.saved_model.load`` and calls every endpoint on example inputs.
+loads the SavedModel with ``tf.saved_model.load`` and calls every endpoint on example inputs. A
+preprocessor whose ops live in another package (tensorflow-text's SentencePiece) names it in
+``serving_imports``: the manifest records it as ``imports``, and the check and ``predict`` import it
+before loading (the import registers the ops); none by default.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import pickle
 import subprocess
@@ -57,9 +61,11 @@ def write_archive(
 
 
 _CHECK_SCRIPT = r"""
-import pickle, sys, json
+import importlib, pickle, sys, json
 import numpy as np
 import tensorflow as tf
+for name in json.loads(sys.argv[4]):  # packages whose ops the graph uses (serving_imports)
+    importlib.import_module(name)
 assert "common" not in sys.modules and "tasks" not in sys.modules
 model = tf.saved_model.load(sys.argv[1])
 with open(sys.argv[2], "rb") as handle:
@@ -78,8 +84,10 @@ print(json.dumps(report))
 """
 
 
-def check_in_fresh_process(path: Path, examples: Mapping[str, Sequence[Any]], timeout: float = 300) -> dict:
+def check_in_fresh_process(path: Path, examples: Mapping[str, Sequence[Any]], timeout: float = 300,
+                           imports: Sequence[str] = ()) -> dict:
     """Loads ``path`` in a new isolated interpreter and calls each endpoint on its examples.
+    imports: modules imported there before loading (packages that register the graph's ops).
 
     Returns ``{endpoint: {"shapes": [...], "outputs": numpy structure}}``. Raises RuntimeError with
     the child's stderr tail if anything fails there.
@@ -91,7 +99,7 @@ def check_in_fresh_process(path: Path, examples: Mapping[str, Sequence[Any]], ti
             pickle.dump({k: [np.asarray(a) for a in v] for k, v in examples.items()}, handle)
         result = subprocess.run(
             [sys.executable, "-I", "-c", _CHECK_SCRIPT, str(Path(path).resolve()), str(examples_file),
-             str(temporary / "out")],
+             str(temporary / "out"), json.dumps(list(imports))],
             cwd=temporary,
             capture_output=True,
             text=True,
@@ -125,12 +133,12 @@ def export_task(task, model, preprocessor, data, path: Path) -> dict[str, Any]:
     # facts: what predict reads back as task.exported_facts: the preprocessor's and the task's own (e.g. which
     # model was exported).
     task_facts = task.export_facts()
-    write_archive(
-        path, track=[model, *preprocessor.layers()], endpoints=endpoints,
-        manifest={"task": task.name, "endpoints": sorted(endpoints), "predict_endpoint": task.predict_endpoint,
-                  "facts": {**preprocessor.export_facts(), **task_facts}},
-    )
-    check = check_in_fresh_process(path, task.export_examples(data))
+    imports = list(getattr(preprocessor, "serving_imports", ()))  # e.g. tensorflow_text: needed to load
+    manifest = {"task": task.name, "endpoints": sorted(endpoints), "predict_endpoint": task.predict_endpoint,
+                "facts": {**preprocessor.export_facts(), **task_facts}}
+    write_archive(path, track=[model, *preprocessor.layers()], endpoints=endpoints,
+                  manifest={**manifest, "imports": imports} if imports else manifest)
+    check = check_in_fresh_process(path, task.export_examples(data), imports=imports)
     return {"path": str(path),
             "endpoints": {name: {"shapes": c["shapes"], "sha256": c["sha256"]} for name, c in check.items()}}
 
@@ -204,6 +212,13 @@ def open_export(task, model_dir: Path, manifest: dict[str, Any] | None = None):
     ``manifest``: the folder's already checked manifest (else it is checked here)."""
     if manifest is None:
         manifest = check_export_folder(task, model_dir)
+    for name in manifest.get("imports", []):  # packages that register the graph's ops, e.g. tensorflow_text
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise TaskError(f"--model {str(model_dir)!r} needs the Python package {name!r} to load ({error}); "
+                            f"install it (pip install {name.replace('_', '-')}) with the suite's requirements"
+                            ) from None
     try:
         loaded = tf.saved_model.load(str(model_dir))
     except (OSError, ValueError, IndexError, tf.errors.OpError) as error:

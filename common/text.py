@@ -45,13 +45,18 @@ _BOUNDARY = "\x1f"  # a piece boundary inside a whitespace-delimited chunk, whil
 _NOT_PUNCTUATION = r"[^.,!?;:«»\"“”()¿¡…$&%/\s\x1f]"
 
 
-def standardize(text: tf.Tensor, lowercase: bool = True, attach: bool = False) -> tf.Tensor:
+def standardize(text: tf.Tensor, lowercase: bool = True, attach: bool = False,
+                split_punctuation: bool = True) -> tf.Tensor:
     """String tensor (any shape) → standardised string tensor of the same shape (TF ops only).
 
     lowercase: lower-case (the default; False keeps case). attach: mark punctuation written against a
     neighbour with ``ATTACH`` (see the module docstring), so that ``join_tokens(..., attach=True)``
-    restores the original spacing.
+    restores the original spacing. split_punctuation=False: leave punctuation where it was written (only
+    case, typographic spaces and apostrophes, and runs of whitespace are standardised), for subword
+    tokenisers that learn punctuation and spacing themselves (common.subwords); ``attach`` must then be off.
     """
+    if attach and not split_punctuation:
+        raise ValueError("attach=True marks split punctuation; it needs split_punctuation=True")
     if lowercase:
         text = tf.strings.lower(text, encoding="utf-8")
     text = tf.strings.regex_replace(text, _TYPOGRAPHIC_SPACES, " ")
@@ -69,7 +74,7 @@ def standardize(text: tf.Tensor, lowercase: bool = True, attach: bool = False) -
         text = tf.strings.regex_replace(text, f"({PUNCTUATION}){_BOUNDARY}+({_NOT_PUNCTUATION})",
                                         f"\\1{ATTACH} \\2")
         text = tf.strings.regex_replace(text, f"{_BOUNDARY}+", f" {ATTACH}")
-    else:
+    elif split_punctuation:
         text = tf.strings.regex_replace(text, f"({PUNCTUATION})", r" \1 ")
     text = tf.strings.regex_replace(text, r"\s+", " ")
     return tf.strings.strip(text)
@@ -140,11 +145,19 @@ def encode(
     empty_as_unknown: a text without words becomes one [UNK] (a fully masked sequence is rejected
     by cuDNN's LSTM on GPU). lowercase, attach: ``standardize``'s options.
     """
+    words = tf.strings.split(standardize(texts, lowercase, attach))  # ragged [B, None]
+    return frame(tf.cast(lookup(words), tf.int32), length, add_start, add_end, reverse, empty_as_unknown)
+
+
+def frame(ids: tf.RaggedTensor, length: int, add_start: bool = False, add_end: bool = False, reverse: bool = False,
+          empty_as_unknown: bool = False) -> tf.Tensor:
+    """Ragged int32 [B, None] token ids (words or subword units) → int32 [B, length]: the first that fit
+    between the markers, optionally reversed, with the start/end markers, right-padded with 0 (``encode``'s
+    options)."""
     room = length - int(add_start) - int(add_end)
     if room < 1:
-        raise ValueError(f"length={length} leaves no room for words between the start/end markers")
-    words = tf.strings.split(standardize(texts, lowercase, attach))  # ragged [B, None]
-    ids = tf.cast(lookup(words), tf.int32)[:, :room]
+        raise ValueError(f"length={length} leaves no room for tokens between the start/end markers")
+    ids = ids[:, :room]
     if reverse:
         ids = tf.reverse(ids, axis=[1])
     if empty_as_unknown:

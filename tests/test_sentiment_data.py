@@ -323,8 +323,8 @@ def test_real_aclimdb_training_reviews_through_the_folder_reader(shared_data, tm
         assert len(review.text) > 20
     assert any("<br />" in r.text for r in corpus.splits["train"])  # the raw text keeps IMDB's HTML breaks
     # This archive has no urls files: the reviews are grouped by blocks of consecutive ids, and the notes say so.
-    assert any("grouped by blocks of 500 consecutive ids" in note for note in corpus.notes)
-    assert all(re.fullmatch(r"(pos|neg) ids \d+-\d+", r.group) for r in corpus.splits["train"])
+    assert any("grouped by blocks of 250 consecutive ids of both label folders" in note for note in corpus.notes)
+    assert all(re.fullmatch(r"ids \d+-\d+", r.group) for r in corpus.splits["train"])
 
 
 # --- synthetic generator ----------------------------------------------------------------------------

@@ -40,9 +40,18 @@ class Config(BaseConfig):
     # or fetched by --download. None = the only one in --data-dir; --download then fetches ted_hrlr_translate/pt_to_en.
     tfds_dataset: Optional[str] = None
     max_source_tokens: int = 24  # longer sources are cut (synthetic: at most 20 words + punctuation)
-    max_target_tokens: int = 26  # longer targets are cut for training; also the decoding length limit
+    max_target_tokens: int = 26  # longer targets are cut for training; also the decoding length limit (tokens)
     max_vocabulary: Optional[int] = 8000  # per side, incl. 4 reserved ids; words beyond: [UNK]; None = no limit
     min_count: int = 1  # words seen fewer times in the training split become [UNK]
+    # Subword units instead of words, on both sides: 0 = words (max_vocabulary, min_count); N = a SentencePiece
+    # model of at most N ids per side (incl. the 4 reserved; fewer on a small corpus) fitted on the training split,
+    # which the export carries (it then needs `import tensorflow_text` before loading). Rare words are spelled in
+    # pieces instead of becoming [UNK]; the max_*_tokens limits then count pieces.
+    subword_vocabulary: int = 0
+    subword_model: str = "unigram"  # SentencePiece's "unigram" language model (Kudo 2018) or "bpe" (Sennrich 2016)
+    # The apostrophe the output writes (tokens make ’ and ' one): "majority" = the form most training targets
+    # use (Tatoeba French: the plain '), "plain" = ', "typographic" = ’.
+    target_apostrophe: str = "majority"
     # Output as people write it: the target keeps its case, and punctuation written against a word ("Shut
     # up!") is marked so that decoding restores the training data's own spacing ("Tais-toi !") (common.text).
     lowercase_target: bool = False
@@ -78,6 +87,8 @@ class Config(BaseConfig):
         **BaseConfig.CHOICES,
         "direction": DIRECTIONS,
         "attention": ("none", *SCORES),
+        "subword_model": ("unigram", "bpe"),  # common.subwords.MODEL_TYPES (not imported: no TensorFlow here)
+        "target_apostrophe": ("majority", "plain", "typographic"),
     }
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # Seconds: a small corpus, small layers, two epochs. For tests.
@@ -109,6 +120,9 @@ class Config(BaseConfig):
                               f"{list(TRANSLATION_DATASETS)}, e.g. 'wmt14_translate/fr-en'")
         if self.max_pairs is not None and self.max_pairs < 1:
             raise ConfigError(f"max_pairs={self.max_pairs} must be None (all) or positive")
+        if self.subword_vocabulary != 0 and self.subword_vocabulary <= 4:
+            raise ConfigError(f"subword_vocabulary={self.subword_vocabulary} must be 0 (words) or more than the 4 "
+                              "reserved ids (e.g. 4000)")
         if self.max_vocabulary is not None and self.max_vocabulary <= 4:
             raise ConfigError(f"max_vocabulary={self.max_vocabulary} must be None (no limit) or more than 4")
         if self.logged_examples < 0:

@@ -1,8 +1,9 @@
 """WORKDIR/attention.png: where the decoder looked while it translated a few test sentences.
 
-For each sentence, the attention weights of its greedy translation: one row per generated word
-(up to and including [END]), one column per source word as the encoder read it (reversed with
-``reverse_source``). A model without attention (``attention="none"``) gets no picture.
+For each sentence, the attention weights of its greedy translation: one row per generated token
+(up to and including [END]), one column per source token as the encoder read it (reversed with
+``reverse_source``); tokens are words, or subword pieces with ``subword_vocabulary``. A model without
+attention (``attention="none"``) gets no picture.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ def attention_examples(model: keras.Model, preprocessor, sentences: Sequence[str
     examples = []
     for row, (sentence, length) in enumerate(zip(sentences, lengths)):
         kept = int(np.count_nonzero(source_ids[row]))
-        words = preprocessor.source_tokens([sentence])[0][: preprocessor.source_length]
+        # Labels as written (subword pieces without SentencePiece's "▁"); ids would show [UNK] for rare words.
+        words = preprocessor.source_units([sentence])[0][: preprocessor.source_length]
         words = words[::-1] if preprocessor.reverse_source else words
         if len(words) != kept:  # an empty sentence is encoded as one [UNK]
             words = [preprocessor.source_vocabulary[i] for i in source_ids[row, :kept]]
-        generated = [preprocessor.target_vocabulary[i] for i in tokens[row, :length]]
+        generated = preprocessor.target_labels(tokens[row, :length])
         examples.append((words, generated, weights[row, :length, :kept]))
     return examples
 
@@ -84,8 +86,8 @@ def write_attention(path: Path, model: keras.Model, preprocessor, sentences: Seq
         image = axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
         axis.set_xticks(range(len(source)), source, rotation=90, fontsize=8)
         axis.set_yticks(range(len(generated)), generated, fontsize=8)
-        axis.set_xlabel(f"source words ({order})")
-        axis.set_ylabel("generated words (greedy)")
+        axis.set_xlabel(f"source tokens ({order})")
+        axis.set_ylabel("generated tokens (greedy)")
         axis.set_title(sentence if len(sentence) <= 70 else sentence[:67] + "...", fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.04)
     for axis in list(axes.flat)[len(examples):]:

@@ -3,6 +3,7 @@
     python run.py translation                        # synthetic grammar corpus (the default benchmark)
     python run.py translation --preset tiny          # seconds, for tests
     python run.py translation --data-dir fra-eng/fra.txt --workdir runs/translation_fra
+    python run.py translation --data-dir fra-eng/fra.txt --set subword_vocabulary=2000   # SentencePiece units
     python run.py translation --data-dir multi30k/ --set source_language=en --set target_language=fr  # train.en ...
     python run.py translation --download --data-dir ~/tensorflow_datasets --set tfds_dataset=wmt14_translate/fr-en
     python run.py translation bench                  # batched in-graph beam search vs a Python loop
@@ -11,8 +12,9 @@
 Data: a tab-separated pair file (Tatoeba/manythings layout, ``source\\ttarget[\\tattribution]``), a folder
 of line-aligned parallel files (``train.en`` + ``train.fr`` ...) or a tfds data dir (data.pairs.read_corpus);
 official validation/test splits are used where present, else held out by distinct source sentence. The
-preprocessor (vocabularies, array widths, source reversal, the baseline's lexicon) is fitted on train only.
-The output keeps the target's case and the training data's spacing of punctuation (pipeline).
+preprocessor (vocabularies or SentencePiece subword models, array widths, source reversal, the target's
+apostrophe, the baseline's lexicon) is fitted on train only. The output keeps the target's case, the training
+data's spacing of punctuation and its majority apostrophe (pipeline).
 Evaluation on the test split: teacher-forced loss and token accuracy; corpus BLEU, cased (the
 headline) and lower-cased, and chrF (sacrebleu, 13a tokenisation; signatures recorded) of beam and
 greedy decoding, all references of a source sentence used; the same for the word-by-word dictionary
@@ -48,7 +50,7 @@ from tasks.translation import plots
 from tasks.translation.callbacks import translation_examples
 from tasks.translation.config import Config
 from tasks.translation.evaluation import translate_all
-from tasks.translation.pipeline import Preprocessor, unknown_rate
+from tasks.translation.pipeline import Preprocessor
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +164,6 @@ class TranslationTask(Task):
             "token_accuracy_teacher_forced": float(teacher_forced["token_accuracy"]),
             "loss_teacher_forced": float(teacher_forced["loss"]),
         }
-        test_tokens = (source_tokens, preprocessor.target_tokens([pair.target for pair in data.test]))
         return report.metrics(
             primary=self.primary_metric,
             model=model_scores,
@@ -173,12 +174,12 @@ class TranslationTask(Task):
             sentences_per_second={"beam": speed["translate"], "greedy": speed["translate_greedy"]},
             test_sentences=len(sources),
             vocabulary={
+                "units": f"subwords ({config.subword_model})" if preprocessor.subwords else "words",
                 "size": {"source": len(preprocessor.source_vocabulary), "target": len(preprocessor.target_vocabulary)},
                 "max_tokens": {"source": preprocessor.source_length, "target": preprocessor.target_length},
-                "unknown_token_rate_test": {
-                    "source": unknown_rate(test_tokens[0], preprocessor.source_vocabulary),
-                    "target": unknown_rate(test_tokens[1], preprocessor.target_vocabulary),
-                },
+                "unknown_token_rate_test": preprocessor.unknown_rates([pair.source for pair in data.test],
+                                                                      [pair.target for pair in data.test]),
+                "apostrophe": preprocessor.apostrophe,
             },
         )
 
