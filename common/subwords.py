@@ -104,12 +104,20 @@ def tokenizer(model: bytes, name: str | None = None):
     return tensorflow_text.SentencepieceTokenizer(model=model, name=f"{name or 'subwords'}_{next(_TOKENIZERS)}")
 
 
+def tokenize(texts: tf.Tensor | Sequence[str], tokenizer, lowercase: bool = True) -> tf.RaggedTensor:
+    """[B] raw strings (a tensor or a Python list) → ragged [B, None] piece ids: standardised as the subword
+    model was trained (case, spaces, apostrophes; punctuation left where it was written), then split."""
+    if not tf.is_tensor(texts):
+        texts = tf.constant(list(texts), tf.string)
+    return tokenizer.tokenize(text.standardize(texts, lowercase, split_punctuation=False))
+
+
 def encode(texts: tf.Tensor, tokenizer, length: int, add_start: bool = False, add_end: bool = False,
            reverse: bool = False, empty_as_unknown: bool = False, lowercase: bool = True) -> tf.Tensor:
     """[B] raw strings → int32 [B, length] subword ids (TF ops): standardise, split into pieces, keep the
     first that fit, optionally reverse them, add the start/end markers, right-pad with 0; as
     common.text.encode does with words. empty_as_unknown: a text without pieces becomes one [UNK]."""
-    ids = tf.cast(tokenizer.tokenize(text.standardize(texts, lowercase, split_punctuation=False)), tf.int32)
+    ids = tf.cast(tokenize(texts, tokenizer, lowercase), tf.int32)
     return text.frame(ids, length, add_start, add_end, reverse, empty_as_unknown)
 
 
@@ -129,7 +137,7 @@ def pieces(texts: Sequence[str], model_tokenizer, pieces_of_ids: Sequence[str],
     """Python strings → their pieces (``vocabulary`` names), through the same ops as ``encode``."""
     if not texts:
         return []
-    ids = model_tokenizer.tokenize(text.standardize(tf.constant(list(texts)), lowercase, split_punctuation=False))
+    ids = tokenize(list(texts), model_tokenizer, lowercase)
     return [[pieces_of_ids[i] for i in row] for row in ids.to_list()]
 
 

@@ -227,8 +227,7 @@ class Preprocessor(base.Preprocessor):
         for side, texts, tokenizer, lowercase in (
                 ("source", sources, self.source_tokenizer, self.lowercase_source),
                 ("target", targets, self.target_tokenizer, self.lowercase_target)):
-            ids = tokenizer.tokenize(text.standardize(tf.constant(list(texts) or [""]), lowercase,
-                                                      split_punctuation=False)).flat_values.numpy()
+            ids = subwords.tokenize(list(texts) or [""], tokenizer, lowercase).flat_values.numpy()
             rates[side] = float(np.mean(ids == text.UNKNOWN_ID)) if ids.size else 0.0
         return rates
 
@@ -264,8 +263,7 @@ def fit_subwords(texts: Sequence[str], config, side: str, lowercase: bool) -> by
 
 def subword_lengths(texts: Sequence[str], model: bytes, lowercase: bool) -> list[int]:
     """Subword pieces per text (as ``encode`` splits them), for the array widths."""
-    ids = subwords.tokenizer(model).tokenize(text.standardize(tf.constant(list(texts)), lowercase,
-                                                              split_punctuation=False))
+    ids = subwords.tokenize(texts, subwords.tokenizer(model), lowercase)
     return ids.row_lengths().numpy().tolist()
 
 
