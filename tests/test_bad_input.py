@@ -372,3 +372,14 @@ def test_a_failed_first_run_leaves_no_half_made_workdir_and_an_old_one_stays(tmp
             runner.run(TASK, options, "run", config)
     assert not (tmp_path / "new").exists()
     assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["data", "notes.txt"]  # not this run's to remove
+
+
+def test_an_export_that_needs_a_missing_package_is_one_error_naming_it(tmp_path):
+    """A subword translation export lists tensorflow_text in task.json's imports; without the package, loading
+    it is one TaskError naming the package and how to install it, before TensorFlow tries the graph."""
+    from common import export
+    from common.errors import TaskError
+
+    with pytest.raises(TaskError, match=r"needs the Python package 'no_such_package_here'.*pip install "
+                                        r"no-such-package-here"):
+        export.open_export(None, tmp_path, manifest={"imports": ["no_such_package_here"]})
