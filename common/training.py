@@ -270,9 +270,14 @@ _RESUMABLE_CHANGES = frozenset({"epochs", "verbose", "tensorboard", "early_stopp
                                 "logged_examples", "seeds", "steps_per_execution"})
 
 
+def _settings(config: dict) -> dict:
+    """The config entries a resume must match, as run.json stores them (JSON round trip: tuples become lists)."""
+    fields = {k: v for k, v in config.items() if k not in _RESUMABLE_CHANGES}
+    return json.loads(json.dumps(fields, sort_keys=True, default=str))
+
+
 def _fingerprint(config: BaseConfig) -> str:
-    fields = {k: v for k, v in config.to_dict().items() if k not in _RESUMABLE_CHANGES}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(_settings(config.to_dict()), sort_keys=True).encode()).hexdigest()[:16]
 
 
 # Data identity (a resume must match the data too, rule 16). A file up to this size is hashed whole (sha256): the
@@ -384,13 +389,18 @@ def prepare_run(workdir: Path, config: BaseConfig, data: dict | None = None) -> 
             recorded = json.loads(state_path.read_text())
         except ValueError:
             recorded = {}
+    # The recorded settings are compared, not the recorded fingerprint: a run interrupted under another version of
+    # the suite (another set of resumable keys, another hash) resumes when its settings are this run's.
+    same_settings = isinstance(recorded.get("config"), dict) and _settings(recorded["config"]) == _settings(
+        config.to_dict())
     if resumable:
         reasons = []
-        if recorded.get("fingerprint") != fingerprint:
-            before, now = recorded.get("config", {}), config.to_dict()
+        if not same_settings:
+            before, now = _settings(recorded.get("config") or {}), _settings(config.to_dict())
             changed = [f"{key}: {before.get(key)!r} → {now.get(key)!r}" for key in sorted(set(before) | set(now))
-                       if key not in _RESUMABLE_CHANGES and before.get(key) != now.get(key)]
-            reasons.append(f"a different config ({'; '.join(changed) or 'no record of its config'})")
+                       if before.get(key) != now.get(key)]
+            reasons.append(f"a different config ({'; '.join(changed)})" if recorded.get("config")
+                           else "no record of its config")
         if data is not None and recorded.get("data") != data:
             reasons.append(f"other data ({describe_data_change(recorded.get('data'), data)})")
         if reasons:
@@ -407,7 +417,7 @@ def prepare_run(workdir: Path, config: BaseConfig, data: dict | None = None) -> 
         log = workdir / "logs" / "training.csv"
         if log.exists():
             os.replace(log, log.with_name("training.previous.csv"))
-    if data is None and recorded.get("fingerprint") == fingerprint:
+    if data is None and same_settings:
         data = recorded.get("data")  # the fit loop's call: the data recorded by fitted_preprocessor's call stays
     atomic_write_json(state_path, {"fingerprint": fingerprint, "config": config.to_dict(), "data": data})
     return resumable

@@ -77,6 +77,25 @@ def test_a_changed_config_names_the_changed_fields(tmp_path, caplog):
     assert math.isfinite(json.loads((tmp_path / "checkpoints" / "run.json").read_text())["config"]["learning_rate"])
 
 
+def test_a_run_interrupted_under_another_fingerprint_resumes_when_its_settings_match(tmp_path, caplog):
+    # run.json written by another version of the suite (another hash, or epochs counted in it): the recorded
+    # settings decide, so the same settings resume and a missing record starts afresh saying so.
+    from common import training
+
+    config = BaseConfig.from_preset("default", {"batch_size": 16})
+    training.prepare_run(tmp_path, config)
+    state = tmp_path / "checkpoints" / "run.json"
+    record = json.loads(state.read_text())
+    state.write_text(json.dumps({**record, "fingerprint": "written-by-an-older-suite"}))
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "state.json").write_text("{}")
+    assert training.prepare_run(tmp_path, BaseConfig.from_preset("default", {"batch_size": 16, "epochs": 3}))
+    state.write_text(json.dumps({"fingerprint": "x"}))
+    with caplog.at_level("WARNING"):
+        assert not training.prepare_run(tmp_path, config)
+    assert "holds an interrupted run with no record of its config" in caplog.text
+
+
 def test_sentiment_predict_refuses_a_mistyped_path_unless_told_it_is_text(tiny_run):
     export = tiny_run("sentiment") / "export"
     typo = run_cli("sentiment", "predict", "--model", str(export), "my_reviw.txt")
