@@ -389,17 +389,18 @@ def prepare_run(workdir: Path, config: BaseConfig, data: dict | None = None) -> 
             recorded = json.loads(state_path.read_text())
         except ValueError:
             recorded = {}
+        recorded = recorded if isinstance(recorded, dict) else {}  # e.g. a list: no usable record
     # The recorded settings are compared, not the recorded fingerprint: a run interrupted under another version of
     # the suite (another set of resumable keys, another hash) resumes when its settings are this run's.
-    same_settings = isinstance(recorded.get("config"), dict) and _settings(recorded["config"]) == _settings(
-        config.to_dict())
+    recorded_config = recorded.get("config") if isinstance(recorded.get("config"), dict) else {}
+    before, now = _settings(recorded_config), _settings(config.to_dict())
+    same_settings = bool(recorded_config) and before == now
     if resumable:
         reasons = []
         if not same_settings:
-            before, now = _settings(recorded.get("config") or {}), _settings(config.to_dict())
             changed = [f"{key}: {before.get(key)!r} → {now.get(key)!r}" for key in sorted(set(before) | set(now))
                        if before.get(key) != now.get(key)]
-            reasons.append(f"a different config ({'; '.join(changed)})" if recorded.get("config")
+            reasons.append(f"a different config ({'; '.join(changed)})" if recorded_config
                            else "no record of its config")
         if data is not None and recorded.get("data") != data:
             reasons.append(f"other data ({describe_data_change(recorded.get('data'), data)})")

@@ -370,7 +370,8 @@ def test_a_saved_warm_start_is_named_as_such_in_logs_plot_metrics_and_predict(tm
         plt.close(figure)
 
     # The export records the name; predict says it, as recorded then (not recomputed from the folder now).
-    monkeypatch.setattr(export, "check_in_fresh_process", lambda path, examples, imports=(): {})  # the tiny run checks it
+    # The tiny run checks the export in a fresh process; here it is skipped.
+    monkeypatch.setattr(export, "check_in_fresh_process", lambda path, examples, imports=(): {})
     export.export_task(task, model, preprocessor, data, workdir / "export")
     samples = task.write_samples(data, workdir / "samples")
     training.AtomicBestCheckpoint(training.best_checkpoint_path(workdir)).save_best(model, 0.5, epoch=3)

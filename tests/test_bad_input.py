@@ -90,10 +90,14 @@ def test_a_run_interrupted_under_another_fingerprint_resumes_when_its_settings_m
     (tmp_path / "backup").mkdir()
     (tmp_path / "backup" / "state.json").write_text("{}")
     assert training.prepare_run(tmp_path, BaseConfig.from_preset("default", {"batch_size": 16, "epochs": 3}))
-    state.write_text(json.dumps({"fingerprint": "x"}))
-    with caplog.at_level("WARNING"):
-        assert not training.prepare_run(tmp_path, config)
-    assert "holds an interrupted run with no record of its config" in caplog.text
+    for broken in ({"fingerprint": "x"}, {"config": ["not", "a", "mapping"]}, ["not", "a", "record"]):
+        state.write_text(json.dumps(broken))
+        (tmp_path / "backup").mkdir(exist_ok=True)
+        (tmp_path / "backup" / "state.json").write_text("{}")
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert not training.prepare_run(tmp_path, config)
+        assert "holds an interrupted run with no record of its config" in caplog.text
 
 
 def test_sentiment_predict_refuses_a_mistyped_path_unless_told_it_is_text(tiny_run):
