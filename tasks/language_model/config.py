@@ -68,11 +68,12 @@ class Config(BaseConfig):
                  "sample_tokens": 40, "structure_samples": 4, "early_stopping_patience": 0, "bench_prompts": 4,
                  "bench_train_steps": 3},
         # Real prose at character level, any UTF-8 text, trained as char-rnn is: 2 × 384 LSTM, dropout 0.25, the state
-        # carried across batches, Adam 2e-3 decayed by 0.85 per epoch after 4, 12 epochs. Baseline: Kneser-Ney 6-gram
-        # (the best order on tiny Shakespeare's validation split; 7 is the char default). See the task's README.
+        # carried across batches, Adam 2e-3 decayed by 0.85 per epoch after 8, 20 epochs (12 epochs with the decay after
+        # 4 still improved on tiny Shakespeare's validation split at the end). Baseline: Kneser-Ney 6-gram (the best
+        # order on that validation split; 7 is the char default). See the task's README.
         "text": {"level": "char", "embedding_dim": 64, "units": 384, "layers": 2, "dropout": 0.25, "carry_state": True,
-                 "sequence_length": 100, "batch_size": 64, "epochs": 12, "learning_rate": 2e-3, "clip_norm": 5.0,
-                 "learning_rate_decay": 0.85, "decay_after_epochs": 4, "early_stopping_patience": 0,
+                 "sequence_length": 100, "batch_size": 64, "epochs": 20, "learning_rate": 2e-3, "clip_norm": 5.0,
+                 "learning_rate_decay": 0.85, "decay_after_epochs": 8, "early_stopping_patience": 0,
                  "ngram_order": 6},
         # Zaremba et al. 2014 "small" (no dropout): word level, 2 × 200 LSTM, SGD lr 1 halved per epoch after 4,
         # 13 epochs, 20 steps, batch 20; published PTB test perplexity 114.5. Runs on a CPU (tens of minutes for PTB).
