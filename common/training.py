@@ -130,9 +130,18 @@ def model_report(model: keras.Model) -> dict[str, Any]:
     gpu = bool(tf.config.list_physical_devices("GPU"))
     requested = bool(getattr(model, "jit_compile", False))
     cudnn = gpu and any(entry["cudnn_eligible"] for entry in recurrent)
-    return {"parameters": int(model.count_params()), "recurrent_layers": recurrent,
+    return {"parameters": parameter_count(model), "recurrent_layers": recurrent,
             "cudnn_kernel_possible": cudnn,
             "jit_compile": {"requested": requested, "effective": requested and not cudnn}}
+
+
+def parameter_count(model: keras.Model) -> int:
+    """The model's weights, less the buffers a layer lists in ``non_parameter_variables`` (the language model's
+    carried LSTM states: batch × units zeros refilled every epoch, nothing learned). Frozen weights and
+    normalisation statistics count, as in Keras' summary."""
+    buffers = {id(variable) for layer in model._flatten_layers(include_self=False, recursive=True)
+               for variable in getattr(layer, "non_parameter_variables", ())}
+    return int(sum(math.prod(variable.shape) for variable in model.weights if id(variable) not in buffers))
 
 
 def recurrent_layers_report(model: keras.Model) -> list[dict[str, Any]]:

@@ -403,6 +403,9 @@ def test_carried_state_flows_across_training_batches_only(cell):
     copy = type(layer).from_config(layer.get_config())  # custom layers round-trip through their config
     assert copy.carry_batch == 2 and copy.units == layer.units and copy.get_config() == layer.get_config()
     assert all(not rnn.stateful for rnn in model_lib.Generator(model).rnns)
+    # results.json's parameter count leaves the carried states out: 2 rows × (h, c) or (h) per layer
+    parameters = training.model_report(model)["parameters"]
+    assert parameters == sum(int(np.prod(w.shape)) for w in model.trainable_weights) < model.count_params()
 
 
 def test_carried_scoring_of_windows_equals_one_pass_over_the_stream(tmp_path):

@@ -101,6 +101,11 @@ class _CarriedStateMixin:
                 variable.assign(ops.cast(state, "float32"))
         return outputs
 
+    @property
+    def non_parameter_variables(self) -> list:
+        """The carried states: buffers, not parameters (common.training.parameter_count leaves them out)."""
+        return list(self.carried)
+
     def reset_carried_state(self) -> None:
         for variable in self.carried:
             variable.assign(ops.zeros(variable.shape, "float32"))
