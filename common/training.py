@@ -285,8 +285,9 @@ def _settings(config: dict) -> dict:
     return json.loads(json.dumps(fields, sort_keys=True, default=str))
 
 
-def _fingerprint(config: BaseConfig) -> str:
-    return hashlib.sha256(json.dumps(_settings(config.to_dict()), sort_keys=True).encode()).hexdigest()[:16]
+def _fingerprint(settings: dict) -> str:
+    """run.json's short hash of ``_settings`` (a record for readers; prepare_run compares the settings themselves)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # Data identity (a resume must match the data too, rule 16). A file up to this size is hashed whole (sha256): the
@@ -390,7 +391,6 @@ def prepare_run(workdir: Path, config: BaseConfig, data: dict | None = None) -> 
     workdir = Path(workdir)
     backup = workdir / "backup"
     state_path = workdir / "checkpoints" / "run.json"
-    fingerprint = _fingerprint(config)
     resumable = backup.is_dir() and any(backup.iterdir())
     recorded = {}
     if state_path.exists():
@@ -429,7 +429,7 @@ def prepare_run(workdir: Path, config: BaseConfig, data: dict | None = None) -> 
             os.replace(log, log.with_name("training.previous.csv"))
     if data is None and same_settings:
         data = recorded.get("data")  # the fit loop's call: the data recorded by fitted_preprocessor's call stays
-    atomic_write_json(state_path, {"fingerprint": fingerprint, "config": config.to_dict(), "data": data})
+    atomic_write_json(state_path, {"fingerprint": _fingerprint(now), "config": config.to_dict(), "data": data})
     return resumable
 
 
