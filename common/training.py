@@ -511,6 +511,7 @@ def fit(
     extra_callbacks: list | None = None,
     initial_candidate: bool = False,
     metric_units: dict[str, str] | None = None,
+    steps_per_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Trains ``model`` with the suite's callbacks; returns history and timing for results.json.
 
@@ -521,6 +522,7 @@ def fit(
     initial_candidate: score the model before any training and keep it as "epoch 0" of the
     best-checkpoint race (for a warm-started model that training must improve on, not replace).
     metric_units: metric name → its unit, for the y-axes of learning_curves.png (e.g. {"loss": "g²"}).
+    steps_per_epoch: batches per epoch of a ``train`` that repeats without end; None = one pass over ``train``.
     """
     workdir = Path(workdir)
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
@@ -571,7 +573,7 @@ def fit(
         with distribution.scope():
             history = model.fit(
                 train, validation_data=validation, epochs=config.epochs, callbacks=callbacks,
-                verbose=verbosity(config), shuffle=False,
+                verbose=verbosity(config), shuffle=False, steps_per_epoch=steps_per_epoch,
             )
     except Exception as error:
         named = distribution.lost(error)  # a collective failed: name the process that stopped

@@ -3,6 +3,7 @@ nltk), BPTT/evaluation windows, preprocessor round trip, seeded in-graph generat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -435,6 +436,49 @@ def test_carried_training_and_evaluation_run_end_to_end(tmp_path):
     assert np.abs(model.get_layer("rnn_1").carried[0].numpy()).sum() > 0  # the compiled train step carried it
     bits, correct, tokens = model_lib.score_stream(model, preprocessor.stream(data.test), config)
     assert tokens == sum(len(line) + 1 for line in data.test) and 0 < bits / tokens < 8 and 0 <= correct <= tokens
+
+
+def test_carried_state_restarts_with_each_pass_when_an_epoch_repeats_a_short_text():
+    positions = []
+
+    class Recording(model_lib.ResetCarriedState):
+        def _reset(self):
+            positions.append(self._base + self._batch)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._batch = batch
+            super().on_train_batch_begin(batch, logs)
+
+    callback = Recording(period=3)  # 3 batches per pass, epochs of 5 batches: passes start at 0, 3, 6, 9
+    callback.on_train_begin()
+    for epoch in range(2):
+        callback.on_epoch_begin(epoch)
+        for batch in range(5):
+            callback.on_train_batch_begin(batch)
+            callback.on_train_batch_end(batch)
+    assert positions == [0, 3, 6, 9]
+    positions.clear()
+    callback.on_train_begin()  # a resumed process: its iterator starts at the streams' beginnings again
+    callback.on_epoch_begin(2)
+    callback.on_train_batch_begin(0)
+    assert positions == [0]
+
+
+def test_min_steps_per_epoch_repeats_a_short_text(tmp_path):
+    config = Config.from_preset("tiny", {"carry_state": True, "batch_size": 4, "sequence_length": 10,
+                                         "logged_examples": 0})
+    task = LanguageModelTask(config)
+    data = _data(["to be or not to be"] * 20, ["that is the question"] * 3, ["to be, or not"] * 3)
+    preprocessor = Preprocessor.fit(task, data, tmp_path)
+    per_pass = int(task.datasets(data, preprocessor)[0].cardinality().numpy())
+    task = LanguageModelTask(dataclasses.replace(config, min_steps_per_epoch=2 * per_pass + 1))
+    training.setup(task.config)
+    model = task.build_model(data, preprocessor)
+    result = task.fit(model, data, preprocessor, tmp_path / "run")
+    assert len(result["history"]["loss"]) == config.epochs
+    assert int(model.optimizer.iterations.numpy()) == config.epochs * (2 * per_pass + 1)
+    with pytest.raises(ConfigError, match="min_steps_per_epoch=-1 must be 0 or more"):
+        Config(min_steps_per_epoch=-1)
 
 
 def test_config_presets_and_schedule():

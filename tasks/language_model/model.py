@@ -125,9 +125,36 @@ class CarriedGRU(_CarriedStateMixin, keras.layers.GRU):
 
 
 class ResetCarriedState(keras.callbacks.Callback):
-    """Zeros the carried states at the start of every epoch: the streams start again from their beginnings."""
+    """Zeros the carried states whenever the training streams start again from their beginnings: at the start of
+    every epoch, or, with ``period`` (an epoch that is not one pass: a short text repeated, see
+    ``Config.min_steps_per_epoch``), every ``period`` batches counted from this process's first (a resumed run's
+    iterator starts at the streams' beginnings too). With steps_per_execution > 1 the reset falls at the first
+    execution that starts in a new pass."""
+
+    def __init__(self, period: int | None = None):
+        super().__init__()
+        self.period = period
+        self._base = self._done = 0  # batches trained before this epoch / so far, in this process
+        self._pass = -1
+
+    def on_train_begin(self, logs=None):
+        self._base = self._done = 0
+        self._pass = -1
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._base = self._done
+        if self.period is None:
+            self._reset()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.period is not None and (self._base + batch) // self.period != self._pass:
+            self._pass = (self._base + batch) // self.period
+            self._reset()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._done = self._base + batch + 1
+
+    def _reset(self):
         for layer in recurrent_layers(self.model):
             if isinstance(layer, _CarriedStateMixin):
                 layer.reset_carried_state()

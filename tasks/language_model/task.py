@@ -115,6 +115,15 @@ class LanguageModelTask(Task):
         config = self.config
         train, validation = self.datasets(data, preprocessor)
         callbacks = sample_callbacks(config, _prompts(data.validation, 3), preprocessor, workdir)
+        per_pass = int(train.cardinality().numpy())  # batches in one pass over the training text
+        steps_per_epoch = None
+        if config.min_steps_per_epoch > per_pass:
+            # A short text is repeated within an epoch, so an epoch (the unit of the learning-rate schedule and of
+            # early stopping) is about the same amount of training whatever the text's length.
+            train, steps_per_epoch = train.repeat(), config.min_steps_per_epoch
+            logger.info("An epoch is %d updates: %.2f passes over the training text (%d batches each; "
+                        "min_steps_per_epoch=%d)", steps_per_epoch, steps_per_epoch / per_pass, per_pass,
+                        config.min_steps_per_epoch)
         if config.carry_state:
             # tf.distribute's replicas; a JAX data_parallel job splits every batch too, whatever its device count.
             replicas = training.replicas_in_sync()
@@ -122,12 +131,12 @@ class LanguageModelTask(Task):
                 raise TaskError(f"carry_state=true carries one state per batch row, which strategy={config.strategy} "
                                 "would split between devices; expected a single device (strategy=default) or "
                                 "carry_state=false")
-            callbacks.append(model_lib.ResetCarriedState())
+            callbacks.append(model_lib.ResetCarriedState(period=per_pass if steps_per_epoch else None))
         if config.learning_rate_decay < 1:
             schedule = model_lib.learning_rate_schedule(config, training.learning_rate(config))
             callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
         result = training.fit(model, train, validation, config, workdir, monitor=self.monitor, mode=self.monitor_mode,
-                              extra_callbacks=callbacks)
+                              extra_callbacks=callbacks, steps_per_epoch=steps_per_epoch)
         return {**result, "preprocessor": preprocessor.summary}
 
     # --- evaluation -----------------------------------------------------------------------------
