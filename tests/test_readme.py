@@ -52,8 +52,8 @@ def _blocks(text: str):
     return blocks
 
 
-def _prose(text: str) -> str:
-    """The page without its fenced blocks and inline code: where links are links."""
+def _prose(text: str, inline_code: bool = False) -> str:
+    """The page without its fenced blocks and (unless ``inline_code``) inline code: where links are links."""
     kept, inside = [], None
     for line in text.splitlines():
         match = FENCE.match(line)
@@ -62,7 +62,7 @@ def _prose(text: str) -> str:
         elif inside is not None and line.strip() == inside:
             inside = None
         elif inside is None:
-            kept.append(re.sub(r"`[^`]*`", "", line))
+            kept.append(line if inline_code else re.sub(r"`[^`]*`", "", line))
     return "\n".join(kept)
 
 
@@ -181,10 +181,11 @@ def test_every_documented_command_parses(parsed, index):
 
 
 def _anchors(page: Path) -> set[str]:
-    """GitHub's heading anchors: lower-case, punctuation dropped, spaces → hyphens, repeats numbered."""
+    """GitHub's heading anchors: lower-case, punctuation dropped (an inline code span keeps its text), spaces →
+    hyphens, repeats numbered."""
     seen: dict[str, int] = {}
     anchors = set()
-    for line in _prose(page.read_text(encoding="utf-8")).splitlines():
+    for line in _prose(page.read_text(encoding="utf-8"), inline_code=True).splitlines():
         match = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
         if not match:
             continue
@@ -221,9 +222,9 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
     assert HISTORY.search("(issue 12)") and HISTORY.search("commit aa5555d") and HISTORY.search("with this session's")
     assert COMMIT_HASH.search("see efcdf37 for it") and not COMMIT_HASH.search("2026 1797 decade added 1e-3")
     page = tmp_path / "README.md"
-    page.write_text("# Top\n## Speed and scale\n```bash\npython run.py vqa \\\n  --preset tiny  # smoke\n"
+    page.write_text("# Top\n## Speed and scale\n### Real prose with `--preset text`\n```bash\npython run.py vqa \\\n  --preset tiny  # smoke\n"
                     "X=1 python run.py --check && python run.py report a b\npip install x\n```\n"
                     "```text\npython run.py TASK\n```\n[a](README.md#speed-and-scale) `[b](nope.md)`\n")
-    assert _commands(page) == [(4, ["vqa", "--preset", "tiny"]), (6, ["--check"]), (6, ["report", "a", "b"])]
-    assert _anchors(page) == {"top", "speed-and-scale"}
+    assert _commands(page) == [(5, ["vqa", "--preset", "tiny"]), (7, ["--check"]), (7, ["report", "a", "b"])]
+    assert _anchors(page) == {"top", "speed-and-scale", "real-prose-with---preset-text"}
     assert LINK.findall(_prose(page.read_text())) == ["README.md#speed-and-scale"]
