@@ -490,6 +490,35 @@ def local_model(model, workdir: Path):
 
 
 # --- the processes other than 0 ------------------------------------------------------------------------------
+SCRATCH_PREFIX = "rnn_suite_process"  # + process id, "_pid" + the OS process id, "_" + mkdtemp's random part
+
+
+def sweep_scratch(root: str | os.PathLike | None = None) -> list[Path]:
+    """Removes the scratch folders (see ``follow``) of processes that no longer run: a process killed outright
+    (SIGKILL, out of memory) cannot remove its own. Returns the folders removed. A folder whose OS process still
+    runs, or belongs to another user (no permission to signal it), stays."""
+    import re
+    import shutil
+
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*_pid*_*"):
+        match = re.fullmatch(rf"{SCRATCH_PREFIX}\d+_pid(\d+)_.*", folder.name)
+        if not match or not folder.is_dir():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)  # signal 0: only asks whether the process exists
+            continue
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    if removed:
+        logger.info("removed %d scratch folder(s) of processes that no longer run", len(removed))
+    return removed
+
+
 def follow(task_class, options, config, workdir: Path) -> dict:
     """Process k > 0 of a job: trains beside process 0 and writes nothing into WORKDIR. Its own logs go into a
     temporary folder, removed at the end; the preprocessor and a resumed run's backup are process 0's."""
@@ -500,7 +529,8 @@ def follow(task_class, options, config, workdir: Path) -> dict:
 
     shared = Path(workdir) / STAGING
     _state["writer_folder"] = shared
-    scratch = Path(tempfile.mkdtemp(prefix=f"rnn_suite_process{_job.process_id}_"))
+    sweep_scratch()
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{_job.process_id}_pid{os.getpid()}_"))
     try:
         training.setup(config)
         task = task_class(config)

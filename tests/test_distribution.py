@@ -114,6 +114,21 @@ def test_a_run_of_one_process_says_so_in_results_json():
 
 
 # --- what Keras' API cannot do (shown, not worked around) ----------------------------------------------------------
+def test_scratch_folders_of_processes_that_no_longer_run_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    dead = tmp_path / f"{distribution.SCRATCH_PREFIX}1_pid{int(gone.stdout)}_abc"
+    alive = tmp_path / f"{distribution.SCRATCH_PREFIX}1_pid{os.getpid()}_def"
+    other = tmp_path / f"{distribution.SCRATCH_PREFIX}1_ghi"  # no pid in its name: not ours to judge
+    for folder in (dead, alive, other):
+        (folder / "logs").mkdir(parents=True)
+    assert distribution.sweep_scratch(tmp_path) == [dead]
+    assert not dead.exists() and alive.is_dir() and other.is_dir()
+
+
 def test_keras_initialize_cannot_set_the_runtimes_failure_timeouts():
     """keras.distribution.initialize() passes only the address, process count and id to jax.distributed.initialize:
     JAX's heartbeat timeout (100 s before a lost process is declared dead, then every survivor aborts with a C++
