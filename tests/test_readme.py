@@ -222,7 +222,8 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
     assert HISTORY.search("(issue 12)") and HISTORY.search("commit aa5555d") and HISTORY.search("with this session's")
     assert COMMIT_HASH.search("see efcdf37 for it") and not COMMIT_HASH.search("2026 1797 decade added 1e-3")
     page = tmp_path / "README.md"
-    page.write_text("# Top\n## Speed and scale\n### Real prose with `--preset text`\n```bash\npython run.py vqa \\\n  --preset tiny  # smoke\n"
+    page.write_text("# Top\n## Speed and scale\n### Real prose with `--preset text`\n"
+                    "```bash\npython run.py vqa \\\n  --preset tiny  # smoke\n"
                     "X=1 python run.py --check && python run.py report a b\npip install x\n```\n"
                     "```text\npython run.py TASK\n```\n[a](README.md#speed-and-scale) `[b](nope.md)`\n")
     assert _commands(page) == [(5, ["vqa", "--preset", "tiny"]), (7, ["--check"]), (7, ["report", "a", "b"])]
