@@ -31,6 +31,8 @@ def tiny_data(train):
 
 def test_default_and_tiny_presets_keep_word_tokens_and_the_plain_apostrophe(tmp_path):
     assert Config().subword_vocabulary == 0 and Config.from_preset("tiny").subword_vocabulary == 0
+    # --preset best uses subword units (chosen on validation, see the README); words stay one --set away.
+    assert Config.from_preset("best").subword_vocabulary == 2000
     task = TranslationTask(tiny_config())
     preprocessor = Preprocessor.fit(task, task.load_data(None, tmp_path), tmp_path)
     assert not preprocessor.subwords and preprocessor.serving_imports == ()

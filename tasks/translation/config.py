@@ -101,8 +101,12 @@ class Config(BaseConfig):
         # The strongest recipe found for small real corpora (Tatoeba en→fr, chosen on its validation split):
         # wider layers, more dropout and label smoothing against the over-fitting that stops the default
         # after ~6 epochs there; the learning rate halves when validation stalls; batches of 64 (fewer CPU steps).
+        # 2,000 SentencePiece units per side rather than words: over seeds 1-3 paired, validation cased BLEU
+        # 33.1 vs 32.5 (test ties, 33.4 vs 33.5), with no unknown words where the word model meets 4 % on test
+        # sources (more on unseen text) and half the parameters. See the task's README.
         "best": {"embedding_dim": 128, "lstm_units": 256, "dropout": 0.3, "label_smoothing": 0.1, "epochs": 20,
-                 "batch_size": 64, "early_stopping_patience": 4, "reduce_lr_patience": 1},
+                 "batch_size": 64, "early_stopping_patience": 4, "reduce_lr_patience": 1,
+                 "subword_vocabulary": 2000},
     }
 
     def __post_init__(self) -> None:
